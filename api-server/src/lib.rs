@@ -1,1 +1,99 @@
-//! placeholder
+//! Orca's API server: REST under `/api/v1` over the metadata store.
+//!
+//! API boundary: only this crate knows HTTP and JSON request shapes. It
+//! writes commands and nudges the leader; it never runs tasks.
+//! This is the minimal API the CLI needs (apply, trigger, status, logs);
+//! the full API (OpenAPI, RBAC, …) is a later issue.
+
+pub mod auth;
+pub mod error;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::get;
+use orca_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+/// Wakes the leader after a command was written.
+pub type Nudger = Arc<dyn Fn() + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub nudge: Nudger,
+    pub worker_clients: routes::logs::WorkerLogClients,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// The full router (auth applied to `/api/v1`).
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_routes().layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
+    state.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
+}
+
+/// A running API server.
+pub struct ApiHandle {
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiHandle {
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("ORCA-API-BIND: cannot listen on {addr}: {source}")]
+pub struct BindError {
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// Binds and serves the API in the background.
+pub async fn serve(listen: SocketAddr, state: AppState) -> Result<ApiHandle, BindError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| BindError { addr: listen, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| BindError { addr: listen, source })?;
+    let (tx, mut rx) = watch::channel(false);
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        let res = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+    tracing::info!(%addr, "API listening");
+    Ok(ApiHandle {
+        addr,
+        shutdown: tx,
+        task,
+    })
+}

@@ -1,1 +1,215 @@
-//! placeholder
+//! The Orca master: leader election, the workflow engine, dispatch.
+//!
+//! Architecture invariant: the master never runs tasks; it talks to workers
+//! only through `orca-proto`'s `WorkerService` and never depends on the
+//! worker crate.
+
+pub mod dispatch;
+pub mod engine;
+pub mod error;
+pub mod grpc;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use orca_common::registry::{MasterInfo, Registry};
+use orca_proto::v1::master_service_server::MasterServiceServer;
+use orca_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+pub use dispatch::Policy;
+pub use engine::EngineHandle;
+pub use error::MasterError;
+use grpc::{LeaderSlot, MasterGrpc};
+
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    pub id: String,
+    pub listen: SocketAddr,
+    /// Host workers use to reach this master.
+    pub advertise_host: String,
+    pub policy: Policy,
+    /// Safety-net poll for commands written without a nudge.
+    pub poll_interval: Duration,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        MasterConfig {
+            id: "master-1".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_host: "127.0.0.1".into(),
+            policy: Policy::default(),
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A running master.
+pub struct MasterHandle {
+    addr: SocketAddr,
+    leader: LeaderSlot,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MasterHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Wakes the engine to consume new commands (no-op on a standby).
+    pub fn nudge(&self) {
+        if let Ok(slot) = self.leader.read() {
+            if let Some(engine) = slot.as_ref() {
+                engine.nudge();
+            }
+        }
+    }
+
+    /// A cloneable nudger for the API server.
+    pub fn nudger(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let leader = self.leader.clone();
+        Arc::new(move || {
+            if let Ok(slot) = leader.read() {
+                if let Some(engine) = slot.as_ref() {
+                    engine.nudge();
+                }
+            }
+        })
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader.read().map(|s| s.is_some()).unwrap_or(false)
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts the gRPC service and campaigns for leadership in the background.
+pub async fn start(
+    config: MasterConfig,
+    store: Store,
+    registry: Arc<dyn Registry>,
+) -> Result<MasterHandle, MasterError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| MasterError::Bind {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| MasterError::Bind {
+        addr: config.listen.to_string(),
+        source,
+    })?;
+    let advertised = format!("http://{}:{}", config.advertise_host, addr.port());
+    let leader: LeaderSlot = Arc::new(RwLock::new(None));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let svc = MasterServiceServer::new(MasterGrpc {
+        leader: leader.clone(),
+    });
+    let mut rx = shutdown_rx.clone();
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let server = tokio::spawn(async move {
+        let res = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(svc)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = res {
+            error!(error = %e, "master gRPC server failed");
+        }
+    });
+    info!(%addr, id = %config.id, "master listening");
+
+    let leader_loop = tokio::spawn(leader_loop(
+        config,
+        advertised,
+        store,
+        registry,
+        leader.clone(),
+        shutdown_rx,
+    ));
+    Ok(MasterHandle {
+        addr,
+        leader,
+        shutdown: shutdown_tx,
+        tasks: vec![server, leader_loop],
+    })
+}
+
+async fn leader_loop(
+    config: MasterConfig,
+    advertised: String,
+    store: Store,
+    registry: Arc<dyn Registry>,
+    slot: LeaderSlot,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let me = MasterInfo {
+        id: config.id.clone(),
+        addr: advertised.clone(),
+    };
+    loop {
+        let leadership = tokio::select! {
+            l = registry.campaign(me.clone()) => l,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let leadership = match leadership {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "campaign failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let epoch = leadership.epoch;
+        if let Err(e) = store.claim_epoch(epoch, &config.id).await {
+            warn!(epoch, error = %e, "cannot claim epoch; resigning");
+            leadership.resign();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        info!(epoch, id = %config.id, "became leader");
+        let (tx, rx) = mpsc::unbounded_channel();
+        if let Ok(mut s) = slot.write() {
+            *s = Some(EngineHandle::new(tx.clone()));
+        }
+        let result = tokio::select! {
+            r = engine::run(
+                store.clone(),
+                epoch,
+                advertised.clone(),
+                registry.clone(),
+                config.policy,
+                config.poll_interval,
+                leadership.lost.clone(),
+                tx,
+                rx,
+            ) => r,
+            _ = shutdown.wait_for(|s| *s) => Ok(()),
+        };
+        if let Ok(mut s) = slot.write() {
+            *s = None;
+        }
+        leadership.resign();
+        match result {
+            Ok(()) if *shutdown.borrow() => return,
+            Ok(()) => info!(epoch, "stepped down"),
+            Err(e) => error!(epoch, error = %e, "engine stopped; stepping down"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

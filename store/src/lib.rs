@@ -1,1 +1,175 @@
-//! placeholder
+//! Orca's metadata store: sea-orm over SQLite (embedded default, WAL) or
+//! PostgreSQL, with migrations.
+//!
+//! API boundary: callers see only the plain row/write types below; sea-orm
+//! entities stay inside this crate.
+//!
+//! Fencing invariant: every write a master makes goes through [`Store::apply`]
+//! (or another method taking `epoch`), which runs in one transaction that
+//! first checks — under a row lock of the single `leader_epoch` row — that the
+//! stored epoch still equals the caller's. A deposed leader gets
+//! [`StoreError::Fenced`] and nothing it wrote is kept.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use orca_common::{TaskState, WorkflowSpec, WorkflowState};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("ORCA-STORE-DB: database error: {0}")]
+    Db(String),
+    #[error(
+        "ORCA-STORE-FENCED: epoch {mine} is stale (store holds epoch {current}); this master is no longer the leader"
+    )]
+    Fenced { mine: u64, current: u64 },
+    #[error("ORCA-STORE-NOT-FOUND: {what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("ORCA-STORE-CORRUPT: stored {what} {id} cannot be read: {reason}")]
+    Corrupt {
+        what: &'static str,
+        id: String,
+        reason: String,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A workflow definition at one version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowDefinitionRow {
+    pub id: i64,
+    pub project: String,
+    pub name: String,
+    pub version: i32,
+    pub spec: WorkflowSpec,
+    /// The YAML (or JSON) the user submitted for this version.
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewCommand {
+    pub workflow_definition_id: i64,
+    pub version: i32,
+    /// Start-time parameters (`--param k=v`).
+    pub params: BTreeMap<String, String>,
+    /// Schedule time; trigger time for manual runs.
+    pub schedule_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandRow {
+    pub id: i64,
+    pub workflow_definition_id: i64,
+    pub version: i32,
+    pub params: BTreeMap<String, String>,
+    pub schedule_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    /// Set once a master turned the command into a workflow instance.
+    pub workflow_instance_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowInstanceRow {
+    pub id: i64,
+    pub workflow_definition_id: i64,
+    pub version: i32,
+    pub name: String,
+    pub project: String,
+    pub state: WorkflowState,
+    pub params: BTreeMap<String, String>,
+    pub schedule_time: DateTime<Utc>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub command_id: Option<i64>,
+    /// Epoch of the master that last wrote this row.
+    pub epoch: u64,
+}
+
+/// One attempt of one task in one workflow instance (a retry is a new row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskInstanceRow {
+    pub id: i64,
+    pub workflow_instance_id: i64,
+    pub task_name: String,
+    pub attempt: i32,
+    pub state: TaskState,
+    /// This attempt replaces one lost with its worker (not counted as a retry).
+    pub failover: bool,
+    pub worker_id: Option<String>,
+    pub worker_addr: Option<String>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub submit_time: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub out_params: BTreeMap<String, String>,
+    pub log_path: Option<String>,
+    pub message: Option<String>,
+    /// Highest report sequence number applied (forward-only reports).
+    pub last_seq: i64,
+    pub epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTaskInstance {
+    pub workflow_instance_id: i64,
+    pub task_name: String,
+    pub attempt: i32,
+    pub state: TaskState,
+    pub failover: bool,
+    /// Set when the attempt is assigned to a worker at creation (state DISPATCHED).
+    pub worker_id: Option<String>,
+    pub worker_addr: Option<String>,
+    pub submit_time: DateTime<Utc>,
+    /// Set directly for attempts that never run (UPSTREAM_FAILED).
+    pub end_time: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+}
+
+/// Fields to change on a task instance; `None` leaves a column as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskInstanceUpdate {
+    pub state: Option<TaskState>,
+    pub worker_id: Option<String>,
+    pub worker_addr: Option<String>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i32>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub out_params: Option<BTreeMap<String, String>>,
+    pub log_path: Option<String>,
+    pub message: Option<String>,
+    pub last_seq: Option<i64>,
+}
+
+/// One write in a fenced batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Returns the new row's id in [`Store::apply`]'s result, in order.
+    InsertTaskInstance(NewTaskInstance),
+    UpdateTaskInstance {
+        id: i64,
+        update: TaskInstanceUpdate,
+    },
+    UpdateWorkflowInstance {
+        id: i64,
+        state: WorkflowState,
+        end_time: Option<DateTime<Utc>>,
+    },
+}
+
+mod entities;
+mod migration;
+mod store;
+
+pub use store::Store;

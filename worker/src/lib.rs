@@ -1,1 +1,296 @@
-//! placeholder
+//! Orca worker: runs the task attempts a master dispatches and reports
+//! their progress back to the current leader.
+//!
+//! Entry point: [`start`] with a [`WorkerConfig`] and a registry; it returns
+//! a [`WorkerHandle`]. Code map:
+//! - `service` — the `WorkerService` gRPC adapter (dispatch, kill, logs, list);
+//! - `runner` — render, spawn (own process group, output to `task.log`),
+//!   supervise (exit, timeout, kill) and report one attempt;
+//! - `outbox` — on-disk outbox and per-event delivery to the leader;
+//! - `recovery` — start-up scan: adopt running tasks, report ended ones;
+//! - `attempts` — the in-memory attempt table (slots, idempotency);
+//! - `layout` — the data dir and the records kept there;
+//! - `process`, `log`, `events`, `convert`, `worker` — helpers.
+//!
+//! Architecture invariant: the task process never depends on the worker
+//! process. Its output goes to a file, its exit code is written by a wrapper
+//! shell, and everything the worker must remember is in the attempt dir, so
+//! a worker can crash or restart while tasks run and pick them up again.
+
+mod attempts;
+mod convert;
+mod error;
+mod events;
+mod layout;
+mod log;
+mod outbox;
+mod process;
+mod recovery;
+mod runner;
+mod service;
+mod worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orca_common::registry::Registry;
+use orca_proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+pub use error::WorkerError;
+
+use crate::attempts::Phase;
+use crate::layout::{KillReason, Layout, write_atomic};
+use crate::outbox::Outbox;
+use crate::worker::Worker;
+
+/// How long `shutdown(true)` waits beyond the kill grace for tasks to end.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
+
+/// Configuration of one worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Worker id; `None` loads it from `data_dir/worker-id`, or generates and
+    /// persists one.
+    pub id: Option<String>,
+    /// Attempt dirs, outbox and the worker id live here.
+    pub data_dir: PathBuf,
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Host masters use to reach this worker (`http://host:port`).
+    pub advertise_host: String,
+    /// Worker group.
+    pub group: String,
+    /// Labels for dispatch routing.
+    pub labels: Vec<String>,
+    /// How many attempts may run at once.
+    pub slots: u32,
+    /// Interpreter of PYTHON tasks.
+    pub python: String,
+    /// Time between SIGTERM and SIGKILL when a task is killed.
+    pub kill_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults: listen on 127.0.0.1 with a free port, advertise 127.0.0.1,
+    /// group "default", one slot per CPU, `python3`, 5 s kill grace.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        WorkerConfig {
+            id: None,
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertise_host: "127.0.0.1".to_string(),
+            group: orca_common::model::default_worker_group(),
+            labels: Vec::new(),
+            slots: std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+                .unwrap_or(1),
+            python: "python3".to_string(),
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A running worker.
+pub struct WorkerHandle {
+    worker: Arc<Worker>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl WorkerHandle {
+    /// The bound gRPC address.
+    pub fn addr(&self) -> SocketAddr {
+        self.worker.addr
+    }
+
+    /// The worker id.
+    pub fn id(&self) -> &str {
+        &self.worker.id
+    }
+
+    /// The advertised gRPC URL (`http://advertise_host:port`).
+    pub fn url(&self) -> String {
+        self.worker.info().addr
+    }
+
+    /// Stops the worker. With `kill_tasks`, every running task's process
+    /// group is killed (their KILLED events stay in the outbox if not yet
+    /// delivered) and the registry lease is revoked. Without, tasks keep
+    /// running and the lease is left to expire: a worker started later on
+    /// the same data dir adopts them.
+    pub async fn shutdown(self, kill_tasks: bool) {
+        let w = &self.worker;
+        if kill_tasks {
+            let running = w.attempts.running();
+            w.kill_all(KillReason::Killed);
+            let deadline = tokio::time::Instant::now() + w.config.kill_grace + SHUTDOWN_SLACK;
+            for entry in running {
+                let mut phase = entry.watch_phase();
+                let ended =
+                    tokio::time::timeout_at(deadline, phase.wait_for(|p| *p == Phase::Finished));
+                if ended.await.is_err() {
+                    tracing::warn!(
+                        tiid = entry.key.task_instance_id,
+                        "task still running at shutdown"
+                    );
+                }
+            }
+            if let Some(lease) = w.lease() {
+                lease.revoke();
+            }
+        }
+        w.cancel.cancel();
+        let mut server = self.server;
+        match tokio::time::timeout(SHUTDOWN_SLACK, &mut server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "worker gRPC server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "worker gRPC server task failed"),
+            Err(_) => {
+                tracing::warn!("worker gRPC server did not stop in time; aborting it");
+                server.abort();
+            }
+        }
+        tracing::info!(worker = %w.id, kill_tasks, "worker stopped");
+    }
+}
+
+/// Starts a worker: binds the gRPC server, recovers attempts from the data
+/// dir (adopting tasks still running), registers in `registry`, and starts
+/// delivering the reports left in the outbox.
+pub async fn start(
+    config: WorkerConfig,
+    registry: Arc<dyn Registry>,
+) -> Result<WorkerHandle, WorkerError> {
+    describe_metrics();
+    let layout = Layout::new(config.data_dir.clone());
+    let id = {
+        let (layout, id) = (layout.clone(), config.id.clone());
+        tokio::task::spawn_blocking(move || -> Result<String, WorkerError> {
+            layout.create()?;
+            match id {
+                Some(id) => Ok(id),
+                None => load_or_create_id(&layout),
+            }
+        })
+        .await??
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| WorkerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let cancel = CancellationToken::new();
+    let leader = registry.watch_leader();
+    let outbox = Outbox::new(layout.outbox_dir(), leader.clone(), cancel.clone());
+    let max_epoch = worker::load_epoch(&layout);
+    let worker = Arc::new(Worker::new(
+        id,
+        config,
+        addr,
+        outbox,
+        cancel.clone(),
+        max_epoch,
+    ));
+
+    let recovery = {
+        let w = worker.clone();
+        tokio::task::spawn_blocking(move || recovery::scan(&w)).await??
+    };
+
+    let server = tokio::spawn(serve(worker.clone(), listener));
+
+    let lease = match registry.register_worker(worker.info()).await {
+        Ok(lease) => lease,
+        Err(e) => {
+            cancel.cancel();
+            return Err(e.into());
+        }
+    };
+    let lost: watch::Receiver<bool> = lease.lost.clone();
+    worker.set_lease(lease);
+    worker.publish();
+    tokio::spawn(worker::watch_lease(worker.clone(), lost));
+    tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
+
+    let resent = {
+        let w = worker.clone();
+        match tokio::task::spawn_blocking(move || w.outbox.resend_all()).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
+                cancel.cancel();
+                return Err(e);
+            }
+            Err(e) => {
+                cancel.cancel();
+                return Err(e.into());
+            }
+        }
+    };
+    let adopted = recovery.adopted.len();
+    for a in recovery.adopted {
+        runner::start_adopted(worker.clone(), a.entry, a.pid, a.timeout_ms);
+    }
+    tracing::info!(
+        worker = %worker.id, %addr, adopted, ended_while_away = recovery.reported_now,
+        known = recovery.known, resent, "worker started"
+    );
+    Ok(WorkerHandle { worker, server })
+}
+
+async fn serve(
+    worker: Arc<Worker>,
+    listener: tokio::net::TcpListener,
+) -> Result<(), tonic::transport::Error> {
+    let cancel = worker.cancel.clone();
+    let incoming = TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn
+            && let Err(e) = stream.set_nodelay(true)
+        {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        conn
+    });
+    tonic::transport::Server::builder()
+        .add_service(WorkerServiceServer::new(service::WorkerGrpc { worker }))
+        .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
+        .await
+}
+
+fn describe_metrics() {
+    metrics::describe_gauge!(
+        "orca_worker_tasks_running",
+        "Task attempts running on this worker"
+    );
+    metrics::describe_counter!(
+        "orca_worker_tasks_started_total",
+        "Task processes started by this worker"
+    );
+    metrics::describe_gauge!(
+        "orca_worker_reports_pending",
+        "Task events written to the outbox and not yet acknowledged by the leader"
+    );
+}
+
+fn load_or_create_id(layout: &Layout) -> Result<String, WorkerError> {
+    let path = layout.id_file();
+    match std::fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(WorkerError::io("read", &path, e)),
+    }
+    let id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+    write_atomic(&path, id.as_bytes(), true)?;
+    Ok(id)
+}

@@ -1,0 +1,74 @@
+//! API errors as RFC 9457 `application/problem+json`.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing or invalid bearer token; pass `Authorization: Bearer <token>` (the standalone server writes one to <data-dir>/cli.json)")]
+    Unauthorized,
+    #[error("{what} {id} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "ORCA-API-UNAUTHORIZED"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "ORCA-API-NOT-FOUND"),
+            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ORCA-API-INVALID"),
+            ApiError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "ORCA-API-UNAVAILABLE"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ORCA-API-INTERNAL"),
+        }
+    }
+}
+
+impl From<orca_store::StoreError> for ApiError {
+    fn from(e: orca_store::StoreError) -> Self {
+        match e {
+            orca_store::StoreError::NotFound { what, id } => ApiError::NotFound { what, id },
+            other => {
+                tracing::error!(error = %other, "store error");
+                ApiError::Internal("the metadata store failed; see the server log".into())
+            }
+        }
+    }
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = Problem {
+            kind: "about:blank".into(),
+            title: status.canonical_reason().unwrap_or("error").into(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code: code.into(),
+        };
+        let json = serde_json::to_vec(&body).unwrap_or_default();
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            json,
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,109 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "orca", version, about = "Orca: a fast workflow scheduler for ML pipelines")]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); ORCA_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run master, worker and API in one process (SQLite, in-process registry).
+    Standalone(StandaloneArgs),
+    /// Run a workflow file and wait for it; exit code 0 only on SUCCESS.
+    Run(RunArgs),
+    /// Check a workflow file and report every problem.
+    Validate(ValidateArgs),
+    /// Show a run and its task attempts.
+    Status(StatusArgs),
+    /// Print the log of a task instance (attempt).
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StandaloneArgs {
+    /// Where the SQLite database, task work dirs and logs live.
+    #[arg(long, default_value = "orca-data", env = "ORCA_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// REST API address.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "ORCA_HTTP")]
+    pub http: SocketAddr,
+    /// Tasks the embedded worker runs at once.
+    #[arg(long, default_value_t = default_slots())]
+    pub worker_slots: u32,
+    /// Python interpreter for PYTHON tasks.
+    #[arg(long, default_value = "python3", env = "ORCA_PYTHON")]
+    pub python: String,
+}
+
+pub fn default_slots() -> u32 {
+    std::thread::available_parallelism()
+        .map(|n| (n.get() as u32 * 4).max(8))
+        .unwrap_or(8)
+}
+
+/// Where a client finds the server.
+#[derive(Debug, Args, Clone)]
+pub struct ServerArgs {
+    /// API URL, e.g. http://127.0.0.1:8080. Default: the standalone server of --data-dir.
+    #[arg(long, env = "ORCA_SERVER")]
+    pub server: Option<String>,
+    /// API token. Default: the one the standalone server keeps in --data-dir.
+    #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Data dir of a local standalone server (for its URL and token).
+    #[arg(long, default_value = "orca-data", env = "ORCA_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Workflow YAML file.
+    pub file: PathBuf,
+    /// Start-time parameter, `--param key=value` (repeatable).
+    #[arg(short, long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Run on this API server instead of an ephemeral in-process standalone.
+    #[arg(long, env = "ORCA_SERVER")]
+    pub server: Option<String>,
+    #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Keep the ephemeral standalone's data (database, logs) here instead of a temp dir.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    #[arg(long, default_value = "python3", env = "ORCA_PYTHON")]
+    pub python: String,
+    /// Print the run as JSON at the end instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Run (workflow instance) id.
+    pub run: i64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Task instance id (one attempt), as shown by `orca status`.
+    pub task_instance: i64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}

@@ -1,0 +1,250 @@
+//! Client verbs: `run`, `validate`, `status`, `logs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use orca_api::routes::runs::RunDetail;
+use orca_common::{TaskState, WorkflowState};
+
+use crate::args::{LogsArgs, RunArgs, StatusArgs, ValidateArgs, default_slots};
+use crate::client::Client;
+use crate::standalone::{Standalone, StandaloneOptions};
+
+/// Parses `key=value` start parameters.
+pub fn parse_params(raw: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for p in raw {
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--param {p:?}: expected KEY=VALUE");
+        };
+        let k = k.trim();
+        if k.is_empty() {
+            bail!("--param {p:?}: the key is empty");
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    match orca_common::workflow::parse_workflow_file(&args.file) {
+        Ok(spec) => {
+            println!(
+                "{}: workflow {:?} is valid ({} tasks)",
+                args.file.display(),
+                spec.name,
+                spec.tasks.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let spec = match orca_common::workflow::parse_workflow_file(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let source = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let params = parse_params(&args.params)?;
+
+    let mut _tmp = None;
+    let (client, standalone) = match (&args.server, &args.token) {
+        (Some(url), Some(token)) => (Client::new(url, token), None),
+        (Some(_), None) => bail!("--server needs --token (or ORCA_TOKEN)"),
+        _ => {
+            let data_dir = match &args.data_dir {
+                Some(d) => d.clone(),
+                None => {
+                    let t = tempfile::Builder::new()
+                        .prefix("orca-run-")
+                        .tempdir()
+                        .context("cannot create a temporary data dir")?;
+                    let p = t.path().to_path_buf();
+                    _tmp = Some(t);
+                    p
+                }
+            };
+            let s = Standalone::start(StandaloneOptions {
+                data_dir,
+                http: SocketAddr::from(([127, 0, 0, 1], 0)),
+                worker_slots: default_slots(),
+                python: args.python.clone(),
+            })
+            .await?;
+            (Client::new(&s.url, &s.token), Some(s))
+        }
+    };
+    let outcome = tokio::select! {
+        r = drive(&client, &spec, &source, params, args.json) => r,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            Ok(ExitCode::from(130))
+        }
+    };
+    if let Some(s) = standalone {
+        s.shutdown().await;
+    }
+    outcome
+}
+
+async fn drive(
+    client: &Client,
+    spec: &orca_common::WorkflowSpec,
+    source: &str,
+    params: BTreeMap<String, String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let wf = client.apply(spec, source).await?;
+    let trig = client.trigger(&wf.project, &wf.name, params).await?;
+    let run_id = wait_for_instance(client, trig.command_id).await?;
+    eprintln!(
+        "run {run_id}: workflow {}/{} v{} ({} tasks)",
+        wf.project, wf.name, wf.version, wf.tasks
+    );
+    let mut seen: HashMap<(i64, String), ()> = HashMap::new();
+    let mut delay = Duration::from_millis(20);
+    let detail = loop {
+        let detail = client.run(run_id).await?;
+        for t in &detail.tasks {
+            let key = (t.id, t.state.as_str().to_string());
+            if seen.insert(key, ()).is_none() {
+                print_progress(started, t);
+            }
+        }
+        if detail.instance.state.is_terminal() {
+            break detail;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        print_summary(&detail);
+        print_failed_logs(client, &detail).await;
+    }
+    eprintln!(
+        "run {run_id} finished: {} in {:.2}s",
+        detail.instance.state,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if detail.instance.state == WorkflowState::Success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn wait_for_instance(client: &Client, command_id: i64) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut delay = Duration::from_millis(5);
+    loop {
+        if let Some(id) = client.command(command_id).await?.workflow_instance_id {
+            return Ok(id);
+        }
+        if Instant::now() > deadline {
+            bail!("command {command_id} was not picked up by a master within 60 s — is a master running?");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+fn print_progress(started: Instant, t: &orca_store::TaskInstanceRow) {
+    let dur = match (t.start_time, t.end_time) {
+        (Some(s), Some(e)) => format!(" in {:.3}s", (e - s).num_milliseconds() as f64 / 1000.0),
+        _ => String::new(),
+    };
+    let extra = match (&t.message, t.failover) {
+        (Some(m), _) if !m.is_empty() && t.state != TaskState::Running => format!(" — {m}"),
+        (_, true) => " (failover)".into(),
+        _ => String::new(),
+    };
+    eprintln!(
+        "[{:>7.2}s] {:<24} attempt {} {}{}{}",
+        started.elapsed().as_secs_f64(),
+        t.task_name,
+        t.attempt,
+        t.state,
+        dur,
+        extra
+    );
+}
+
+/// One line per task: its last attempt.
+pub fn print_summary(detail: &RunDetail) {
+    let mut last: BTreeMap<&str, &orca_store::TaskInstanceRow> = BTreeMap::new();
+    for t in &detail.tasks {
+        let e = last.entry(&t.task_name).or_insert(t);
+        if t.attempt >= e.attempt {
+            *e = t;
+        }
+    }
+    let mut rows: Vec<_> = last.into_values().collect();
+    rows.sort_by_key(|t| t.id);
+    println!(
+        "{:<24} {:>8} {:<16} {:>10} {:>6}  TASK INSTANCE",
+        "TASK", "ATTEMPTS", "STATE", "DURATION", "EXIT"
+    );
+    for t in rows {
+        let dur = match (t.start_time, t.end_time) {
+            (Some(s), Some(e)) => format!("{:.3}s", (e - s).num_milliseconds() as f64 / 1000.0),
+            _ => "-".into(),
+        };
+        let exit = t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "{:<24} {:>8} {:<16} {:>10} {:>6}  {}",
+            t.task_name, t.attempt, t.state.as_str(), dur, exit, t.id
+        );
+    }
+    println!("workflow state: {}", detail.instance.state);
+}
+
+async fn print_failed_logs(client: &Client, detail: &RunDetail) {
+    for t in &detail.tasks {
+        if matches!(t.state, TaskState::Failure | TaskState::Timeout) && t.worker_addr.is_some() {
+            if let Ok(log) = client.task_log(t.id).await {
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(20)..];
+                eprintln!("--- last lines of {} attempt {} (task instance {}) ---", t.task_name, t.attempt, t.id);
+                for l in tail {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_args(&args.server)?;
+    let detail = client.run(args.run).await?;
+    println!(
+        "run {} of {}/{} v{}: {}",
+        detail.instance.id,
+        detail.instance.project,
+        detail.instance.name,
+        detail.instance.version,
+        detail.instance.state
+    );
+    print_summary(&detail);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_args(&args.server)?;
+    print!("{}", client.task_log(args.task_instance).await?);
+    Ok(ExitCode::SUCCESS)
+}

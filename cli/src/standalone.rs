@@ -1,0 +1,192 @@
+//! `orca standalone`: master + worker + API in one process, SQLite under the
+//! data dir, in-process registry. Also used by `orca run` without `--server`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use orca_common::registry::memory::MemoryRegistry;
+use orca_store::Store;
+
+use crate::args::StandaloneArgs;
+use crate::client::{CREDENTIALS_FILE, CliCredentials};
+
+pub struct StandaloneOptions {
+    pub data_dir: PathBuf,
+    pub http: SocketAddr,
+    pub worker_slots: u32,
+    pub python: String,
+}
+
+/// A running standalone server.
+pub struct Standalone {
+    pub url: String,
+    pub token: String,
+    /// True when the admin token was created by this start (print it once).
+    pub token_created: bool,
+    pub master_addr: SocketAddr,
+    pub worker_addr: SocketAddr,
+    api: orca_api::ApiHandle,
+    master: orca_master::MasterHandle,
+    worker: orca_worker::WorkerHandle,
+}
+
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+impl Standalone {
+    pub async fn start(opts: StandaloneOptions) -> anyhow::Result<Standalone> {
+        std::fs::create_dir_all(&opts.data_dir)
+            .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
+        let data_dir = std::fs::canonicalize(&opts.data_dir)
+            .with_context(|| format!("cannot resolve data dir {}", opts.data_dir.display()))?;
+        let db = data_dir.join("orca.db");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let store = Store::connect(&url)
+            .await
+            .with_context(|| format!("cannot open the metadata database {}", db.display()))?;
+        let registry = Arc::new(MemoryRegistry::new());
+        let worker = orca_worker::start(
+            orca_worker::WorkerConfig {
+                id: None,
+                data_dir: data_dir.join("worker"),
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                advertise_host: "127.0.0.1".into(),
+                group: "default".into(),
+                labels: vec![],
+                slots: opts.worker_slots,
+                python: opts.python.clone(),
+                kill_grace: std::time::Duration::from_secs(5),
+            },
+            registry.clone(),
+        )
+        .await
+        .context("cannot start the embedded worker")?;
+        let master = orca_master::start(
+            orca_master::MasterConfig::default(),
+            store.clone(),
+            registry.clone(),
+        )
+        .await
+        .context("cannot start the embedded master")?;
+        let api = orca_api::serve(
+            opts.http,
+            orca_api::AppState {
+                store: store.clone(),
+                nudge: master.nudger(),
+                worker_clients: Default::default(),
+                metrics: metrics_handle(),
+            },
+        )
+        .await
+        .context("cannot start the API server")?;
+        let url = format!("http://{}", api.addr);
+        let (token, token_created) = ensure_token(&store, &data_dir, &url).await?;
+        Ok(Standalone {
+            url,
+            token,
+            token_created,
+            master_addr: master.addr(),
+            worker_addr: worker.addr(),
+            api,
+            master,
+            worker,
+        })
+    }
+
+    /// Stops everything; running tasks are killed.
+    pub async fn shutdown(self) {
+        self.stop(true).await
+    }
+
+    /// Stops the servers but leaves running tasks alone, as a crash would;
+    /// the next start on the same data dir re-adopts them.
+    pub async fn shutdown_keep_tasks(self) {
+        self.stop(false).await
+    }
+
+    async fn stop(self, kill_tasks: bool) {
+        self.api.shutdown().await;
+        self.master.shutdown().await;
+        self.worker.shutdown(kill_tasks).await;
+    }
+}
+
+/// Reuses the token kept in the data dir, or creates one; rewrites the
+/// credentials file (mode 0600) with the current URL.
+async fn ensure_token(store: &Store, data_dir: &Path, url: &str) -> anyhow::Result<(String, bool)> {
+    let path = data_dir.join(CREDENTIALS_FILE);
+    let existing = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<CliCredentials>(&t).ok());
+    let (token, created) = match existing {
+        Some(c) if store.api_token_exists(&orca_api::auth::hash_token(&c.token)).await? => (c.token, false),
+        _ => {
+            let token = orca_api::auth::generate_token();
+            store
+                .insert_api_token("standalone-admin", &orca_api::auth::hash_token(&token))
+                .await?;
+            (token, true)
+        }
+    };
+    let creds = CliCredentials {
+        url: url.to_string(),
+        token: token.clone(),
+    };
+    write_private(&path, &serde_json::to_vec_pretty(&creds)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok((token, created))
+}
+
+/// Writes a file readable only by its owner.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
+    let s = Standalone::start(StandaloneOptions {
+        data_dir: args.data_dir.clone(),
+        http: args.http,
+        worker_slots: args.worker_slots,
+        python: args.python,
+    })
+    .await?;
+    println!("orca standalone is up");
+    println!("  API        {}   (health: {}/health, metrics: {}/metrics)", s.url, s.url, s.url);
+    println!("  master     gRPC {}", s.master_addr);
+    println!("  worker     gRPC {}", s.worker_addr);
+    println!("  data dir   {}", args.data_dir.display());
+    if s.token_created {
+        println!("  admin token (shown once; also kept for the local CLI in {}/{CREDENTIALS_FILE}, mode 0600):", args.data_dir.display());
+        println!("    {}", s.token);
+    } else {
+        println!("  admin token: kept in {}/{CREDENTIALS_FILE}", args.data_dir.display());
+    }
+    println!("Ctrl-C stops it.");
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    println!("stopping…");
+    s.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,336 @@
+//! End-to-end tests: a real standalone (SQLite, master, worker, API over
+//! loopback) running real shell and python processes.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use orca::client::Client;
+use orca::standalone::{Standalone, StandaloneOptions};
+use orca_api::routes::runs::RunDetail;
+use orca_common::{TaskState, WorkflowState};
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+async fn standalone(dir: &Path) -> Standalone {
+    Standalone::start(StandaloneOptions {
+        data_dir: dir.to_path_buf(),
+        http: SocketAddr::from(([127, 0, 0, 1], 0)),
+        worker_slots: 8,
+        python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
+    })
+    .await
+    .expect("standalone starts")
+}
+
+fn client(s: &Standalone) -> Client {
+    Client::new(&s.url, &s.token)
+}
+
+fn parse(yaml: &str) -> orca_common::WorkflowSpec {
+    orca_common::workflow::parse_workflow_str(yaml, "test.yaml", Path::new("."))
+        .unwrap_or_else(|e| panic!("test workflow must parse: {e}"))
+}
+
+/// Applies and triggers; returns the run id.
+async fn start(c: &Client, yaml: &str, params: &[(&str, &str)]) -> i64 {
+    let spec = parse(yaml);
+    let wf = c.apply(&spec, yaml).await.expect("apply");
+    let params: BTreeMap<String, String> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let trig = c.trigger(&wf.project, &wf.name, params).await.expect("trigger");
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(id) = c.command(trig.command_id).await.expect("command").workflow_instance_id {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "command never consumed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits (with a deadline) until `pred` holds for the run.
+async fn wait_run(c: &Client, id: i64, what: &str, pred: impl Fn(&RunDetail) -> bool) -> RunDetail {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let d = c.run(id).await.expect("read run");
+        if pred(&d) {
+            return d;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {d:#?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn finish(c: &Client, id: i64) -> RunDetail {
+    wait_run(c, id, "the run to finish", |d| d.instance.state.is_terminal()).await
+}
+
+fn attempts<'a>(d: &'a RunDetail, task: &str) -> Vec<&'a orca_store::TaskInstanceRow> {
+    let mut v: Vec<_> = d.tasks.iter().filter(|t| t.task_name == task).collect();
+    v.sort_by_key(|t| t.attempt);
+    v
+}
+
+fn last_state(d: &RunDetail, task: &str) -> Option<TaskState> {
+    attempts(d, task).last().map(|t| t.state)
+}
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+async fn run_example(file: &str) -> (RunDetail, Client, Standalone, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let path = examples_dir().join(file);
+    let spec = orca_common::workflow::parse_workflow_file(&path).expect("example parses");
+    let source = std::fs::read_to_string(&path).unwrap();
+    let wf = c.apply(&spec, &source).await.unwrap();
+    let trig = c.trigger(&wf.project, &wf.name, BTreeMap::new()).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let id = loop {
+        if let Some(id) = c.command(trig.command_id).await.unwrap().workflow_instance_id {
+            break id;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let d = finish(&c, id).await;
+    (d, c, s, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_example_succeeds_with_one_retry_and_passes_parameters() {
+    let (d, c, s, _dir) = run_example("quickstart.yaml").await;
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    let flaky = attempts(&d, "flaky_load");
+    assert_eq!(flaky.len(), 2, "flaky_load fails once then succeeds: {flaky:#?}");
+    assert_eq!(flaky[0].state, TaskState::Failure);
+    assert_eq!(flaky[1].state, TaskState::Success);
+    let shell = attempts(&d, "transform_shell")[0];
+    let log = c.task_log(shell.id).await.unwrap();
+    assert!(log.contains("hello from shell: extract produced 42 rows"), "{log}");
+    let py = attempts(&d, "transform_python")[0];
+    let log = c.task_log(py.id).await.unwrap();
+    assert!(log.contains("python doubles the rows: 84"), "{log}");
+    // Hop order: a successor never starts before its upstream ended.
+    let extract_end = attempts(&d, "extract")[0].end_time.unwrap();
+    assert!(shell.start_time.unwrap() >= extract_end);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ml_pipeline_example_succeeds() {
+    let (d, c, s, _dir) = run_example("ml-pipeline.yaml").await;
+    if d.instance.state != WorkflowState::Success {
+        for t in &d.tasks {
+            eprintln!("--- {} ---\n{}", t.task_name, c.task_log(t.id).await.unwrap_or_default());
+        }
+    }
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    let eval = attempts(&d, "evaluate")[0];
+    let acc: f64 = eval.out_params["test_accuracy"].parse().unwrap();
+    assert!(acc >= 0.9, "accuracy {acc}");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_new_attempts_and_then_the_workflow_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: always-fails}
+tasks:
+  - {name: bad, task_type: Shell, command: "echo trying; exit 3", fail_retry_times: 2, fail_retry_interval: 0s}
+  - {name: after, task_type: Shell, deps: [bad], command: "true"}
+"#,
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure);
+    let bad = attempts(&d, "bad");
+    assert_eq!(bad.iter().map(|t| t.attempt).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert!(bad.iter().all(|t| t.state == TaskState::Failure && t.exit_code == Some(3)));
+    assert!(attempts(&d, "after").is_empty(), "downstream of a failed task never runs");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_the_task_and_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let started = Instant::now();
+    let id = start(
+        &c,
+        r#"
+workflow: {name: too-slow}
+tasks:
+  - {name: slow, task_type: Shell, command: "sleep 60", timeout: 1s}
+"#,
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure);
+    assert_eq!(last_state(&d, "slow"), Some(TaskState::Timeout));
+    assert!(started.elapsed() < Duration::from_secs(30), "killed long before sleep 60 ends");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_strategy_end_kills_running_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: end-strategy, failure_strategy: END}
+tasks:
+  - {name: long, task_type: Shell, command: "sleep 60"}
+  - {name: after_long, task_type: Shell, deps: [long], command: "true"}
+  - {name: fails, task_type: Shell, command: "exit 1"}
+"#,
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure, "{d:#?}");
+    assert_eq!(last_state(&d, "fails"), Some(TaskState::Failure));
+    assert_eq!(last_state(&d, "long"), Some(TaskState::Killed));
+    assert!(attempts(&d, "after_long").is_empty());
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_strategy_continue_runs_independent_branches() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: continue-strategy, failure_strategy: continue}
+tasks:
+  - {name: fails, task_type: Shell, command: "exit 1"}
+  - {name: child_of_failed, task_type: Shell, deps: [fails], command: "true"}
+  - {name: grandchild, task_type: Shell, deps: [child_of_failed], command: "true"}
+  - {name: ok, task_type: Shell, command: "sleep 0.2"}
+  - {name: child_of_ok, task_type: Shell, deps: [ok], command: "true"}
+"#,
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure, "{d:#?}");
+    assert_eq!(last_state(&d, "child_of_ok"), Some(TaskState::Success));
+    assert_eq!(last_state(&d, "child_of_failed"), Some(TaskState::UpstreamFailed));
+    assert_eq!(last_state(&d, "grandchild"), Some(TaskState::UpstreamFailed));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parameters_flow_and_values_never_run_as_shell_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let pwned = dir.path().join("pwned");
+    let evil = format!("$(touch {}); `touch {}`", pwned.display(), pwned.display());
+    let id = start(
+        &c,
+        r#"
+workflow:
+  name: params
+  param: {who: global, evil: placeholder}
+tasks:
+  - name: produce
+    task_type: Shell
+    command: |
+      echo "quoted=${evil}"
+      echo unquoted=${evil}
+      echo "who=${who}"
+      echo '${setValue(made=by produce)}'
+  - name: consume
+    task_type: Python
+    deps: [produce]
+    definition: |
+      print("made=${made}|evil=${evil}")
+"#,
+        &[("who", "start"), ("evil", &evil)],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    let log = c.task_log(attempts(&d, "produce")[0].id).await.unwrap();
+    assert!(log.contains(&format!("quoted={evil}")), "{log}");
+    assert!(log.contains(&format!("unquoted={evil}")), "{log}");
+    assert!(log.contains("who=start"), "start-time params override globals: {log}");
+    let log = c.task_log(attempts(&d, "consume")[0].id).await.unwrap();
+    assert!(log.contains(&format!("made=by produce|evil={evil}")), "{log}");
+    assert!(!pwned.exists(), "a parameter value ran as shell code");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_standalone_resumes_and_a_task_running_across_the_restart_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    let yaml = format!(
+        r#"
+workflow: {{name: resume}}
+tasks:
+  - name: across_restart
+    task_type: Shell
+    command: |
+      while [ ! -e "{gate}" ]; do sleep 0.05; done
+      echo '${{setValue(seen=yes)}}'
+  - {{name: after, task_type: Shell, deps: [across_restart], command: "echo after=${{seen}}"}}
+"#,
+        gate = gate.display()
+    );
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(&c, &yaml, &[]).await;
+    wait_run(&c, id, "the task to run", |d| {
+        last_state(d, "across_restart") == Some(TaskState::Running)
+    })
+    .await;
+    s.shutdown_keep_tasks().await;
+
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    std::fs::write(&gate, b"go").unwrap();
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    let runs = attempts(&d, "across_restart");
+    assert_eq!(runs.len(), 1, "adopted, not run twice: {runs:#?}");
+    assert_eq!(runs[0].out_params.get("seen").map(String::as_str), Some("yes"));
+    let log = c.task_log(attempts(&d, "after")[0].id).await.unwrap();
+    assert!(log.contains("after=yes"), "{log}");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_refuses_requests_without_a_valid_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let bad = Client::new(&s.url, "orca_wrong");
+    let err = bad.run(1).await.unwrap_err().to_string();
+    assert!(err.contains("401"), "{err}");
+    let creds = orca::client::read_credentials(dir.path()).unwrap();
+    assert_eq!(creds.token, s.token);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("cli.json")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    s.shutdown().await;
+}

@@ -1,0 +1,243 @@
+//! Rebuilding engine state from the store (start-up, takeover, after a
+//! failed commit) and verifying in-flight attempts with their workers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use orca_common::TaskState;
+use orca_common::workflow::dag::Dag;
+use orca_store::{TaskInstanceUpdate, Write};
+use tracing::{info, warn};
+
+use super::{Action, Engine, Msg, Phase, WorkflowRun};
+use crate::error::MasterError;
+
+/// How long an attempt whose worker is not registered may wait for it to come
+/// back before it is failed over.
+const WORKER_GRACE: Duration = Duration::from_secs(10);
+
+impl Engine {
+    /// Loads every unfinished workflow instance and resumes it.
+    pub(super) async fn recover(&mut self) -> Result<(), MasterError> {
+        let instances = self.store.unfinished_workflow_instances().await?;
+        if !instances.is_empty() {
+            info!(count = instances.len(), "resuming unfinished workflow instances");
+        }
+        let mut in_flight: Vec<(i64, usize)> = Vec::new();
+        for inst in instances {
+            let def = self
+                .store
+                .workflow_version(inst.workflow_definition_id, inst.version)
+                .await?
+                .ok_or(MasterError::MissingDefinition {
+                    id: inst.workflow_definition_id,
+                    version: inst.version,
+                })?;
+            let dag = match Dag::build(&def.spec) {
+                Ok(d) => d,
+                Err(e) => {
+                    warn!(instance = inst.id, error = %e, "stored workflow no longer validates; failing it");
+                    self.writes.push(Write::UpdateWorkflowInstance {
+                        id: inst.id,
+                        state: orca_common::WorkflowState::Failure,
+                        end_time: Some(Utc::now()),
+                    });
+                    continue;
+                }
+            };
+            let mut run = WorkflowRun::new(
+                inst.id,
+                Arc::new(def.spec),
+                Arc::new(dag),
+                inst.params.clone(),
+                inst.schedule_time,
+            );
+            let rows = self.store.task_instances(inst.id).await?;
+            let mut non_failover: HashMap<usize, u32> = HashMap::new();
+            for row in &rows {
+                let Some(&t) = run.dag.index.get(&row.task_name) else {
+                    continue;
+                };
+                self.by_ti.insert(row.id, (inst.id, t));
+                if !row.failover {
+                    *non_failover.entry(t).or_default() += 1;
+                }
+                let task = &mut run.tasks[t];
+                if row.attempt < task.attempt {
+                    continue;
+                }
+                task.attempt = row.attempt;
+                task.ti = Some(row.id);
+                task.last_seq = row.last_seq;
+                task.failover = row.failover;
+                task.start_time = row.start_time;
+                task.worker = row.worker_id.clone().zip(row.worker_addr.clone());
+                task.out = row.out_params.clone();
+                task.phase = match row.state {
+                    TaskState::Submitted => Phase::Waiting,
+                    TaskState::Dispatched => Phase::Dispatched,
+                    TaskState::Running => Phase::Running,
+                    other => Phase::Done(other),
+                };
+            }
+            for (t, n) in non_failover {
+                run.tasks[t].retries_used = n.saturating_sub(1);
+            }
+            let id = inst.id;
+            for t in 0..run.tasks.len() {
+                let spec = &run.spec.tasks[t];
+                let task = &mut run.tasks[t];
+                match task.phase {
+                    Phase::Waiting => self.waiting.push((id, t)),
+                    Phase::Dispatched | Phase::Running => in_flight.push((id, t)),
+                    Phase::Done(TaskState::Failure | TaskState::Timeout)
+                        if task.retries_used < spec.retries =>
+                    {
+                        task.retries_used += 1;
+                        task.phase = Phase::RetryWait;
+                        self.ready.push((id, t, false));
+                    }
+                    Phase::Pending => {}
+                    _ => {}
+                }
+            }
+            self.runs.insert(id, run);
+            self.touched.insert(id);
+            self.resume_dag(id);
+        }
+        self.verify_in_flight(in_flight).await;
+        self.try_waiting();
+        self.commit().await
+    }
+
+    /// Re-derives what is ready or upstream-failed in `wf` after a reload.
+    fn resume_dag(&mut self, wf: i64) {
+        let Some(run) = self.runs.get(&wf) else {
+            return;
+        };
+        let failed: Vec<usize> = (0..run.tasks.len())
+            .filter(|&t| {
+                matches!(run.tasks[t].phase, Phase::Done(s) if s != TaskState::Success && s != TaskState::UpstreamFailed)
+            })
+            .collect();
+        let ready: Vec<usize> = run
+            .dag
+            .topo_order
+            .iter()
+            .copied()
+            .filter(|&t| run.tasks[t].phase == Phase::Pending && run.upstream_succeeded(t))
+            .collect();
+        for t in failed {
+            self.task_failed(wf, t);
+        }
+        for t in ready {
+            self.ready.push((wf, t, false));
+        }
+    }
+
+    /// Asks each worker which attempts it holds; adopts those, re-places the
+    /// ones that never reached a worker, and fails over the lost ones.
+    async fn verify_in_flight(&mut self, in_flight: Vec<(i64, usize)>) {
+        if in_flight.is_empty() {
+            return;
+        }
+        let workers = self.live_workers();
+        let mut held: HashMap<String, HashSet<(i64, i32)>> = HashMap::new();
+        for w in &workers {
+            let Ok(mut client) = self.clients.client(&w.addr) else {
+                continue;
+            };
+            match client
+                .list_attempts(orca_proto::v1::ListAttemptsRequest {})
+                .await
+            {
+                Ok(resp) => {
+                    let set = resp
+                        .into_inner()
+                        .attempts
+                        .into_iter()
+                        .map(|a| (a.task_instance_id, a.attempt))
+                        .collect();
+                    held.insert(w.id.clone(), set);
+                }
+                Err(e) => warn!(worker = %w.id, error = %e, "cannot list attempts"),
+            }
+        }
+        for (wf, t) in in_flight {
+            let Some(run) = self.runs.get(&wf) else {
+                continue;
+            };
+            let task = &run.tasks[t];
+            let Some(ti) = task.ti else { continue };
+            let worker_id = task.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+            match held.get(&worker_id) {
+                Some(set) if set.contains(&(ti, task.attempt)) => {
+                    self.selector.adopt(&worker_id);
+                }
+                Some(_) => self.attempt_lost(wf, t, "its worker no longer holds it"),
+                None => self.unverified.push((wf, t)),
+            }
+        }
+        if !self.unverified.is_empty() {
+            info!(count = self.unverified.len(), "attempts wait for their worker to re-register");
+            self.actions.push(Action::Timer {
+                after: WORKER_GRACE,
+                msg: Msg::VerifyAdopted,
+            });
+        }
+    }
+
+    /// Grace period over: attempts whose worker is still unknown are lost.
+    pub(super) fn verify_unadopted_again(&mut self) {
+        let live: HashSet<String> = self.live_workers().into_iter().map(|w| w.id).collect();
+        for (wf, t) in std::mem::take(&mut self.unverified) {
+            let Some(run) = self.runs.get(&wf) else {
+                continue;
+            };
+            let task = &run.tasks[t];
+            if !task.phase.is_active() {
+                continue;
+            }
+            let worker = task.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+            if live.contains(&worker) {
+                // Back in time; its reports (outbox) will arrive.
+                self.selector.adopt(&worker);
+            } else {
+                self.attempt_lost(wf, t, "its worker did not come back");
+            }
+        }
+    }
+
+    /// The attempt of task `t` is gone with its worker: an attempt that never
+    /// started is placed again as it is; a started one is failed over to a new
+    /// attempt marked as failover (not counted as a retry).
+    fn attempt_lost(&mut self, wf: i64, t: usize, why: &str) {
+        let Some(run) = self.runs.get_mut(&wf) else {
+            return;
+        };
+        let task = &mut run.tasks[t];
+        let Some(ti) = task.ti else { return };
+        if task.phase == Phase::Dispatched && task.last_seq == 0 {
+            warn!(ti, why, "dispatched attempt never reached a worker; placing it again");
+            task.phase = Phase::Waiting;
+            task.worker = None;
+            self.waiting.push((wf, t));
+            return;
+        }
+        warn!(ti, why, "attempt lost; failing over to a new attempt");
+        task.phase = Phase::Pending;
+        task.worker = None;
+        self.writes.push(Write::UpdateTaskInstance {
+            id: ti,
+            update: TaskInstanceUpdate {
+                state: Some(TaskState::Failure),
+                end_time: Some(Utc::now()),
+                message: Some(format!("attempt lost: {why}; failed over")),
+                ..Default::default()
+            },
+        });
+        self.ready.push((wf, t, true));
+    }
+}

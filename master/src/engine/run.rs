@@ -1,0 +1,157 @@
+//! In-memory state of one running workflow instance.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orca_common::workflow::dag::Dag;
+use orca_common::{TaskState, WorkflowSpec};
+
+/// Where one task of a running workflow instance stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Upstream not done yet; no attempt row.
+    Pending,
+    /// Attempt row exists (SUBMITTED), no worker available yet.
+    Waiting,
+    Dispatched,
+    Running,
+    /// Last attempt failed; a retry is due later.
+    RetryWait,
+    Done(TaskState),
+}
+
+impl Phase {
+    pub fn is_active(self) -> bool {
+        matches!(self, Phase::Waiting | Phase::Dispatched | Phase::Running)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub phase: Phase,
+    /// Latest attempt number (0 = none yet).
+    pub attempt: i32,
+    /// Retries consumed (failover attempts do not count).
+    pub retries_used: u32,
+    /// Row id of the latest attempt.
+    pub ti: Option<i64>,
+    /// (worker id, worker address) of the latest attempt.
+    pub worker: Option<(String, String)>,
+    pub last_seq: i64,
+    pub out: BTreeMap<String, String>,
+    pub failover: bool,
+    /// Why the task waits (no worker, …), shown to users.
+    pub start_time: Option<DateTime<Utc>>,
+}
+
+impl TaskRun {
+    pub fn new() -> Self {
+        TaskRun {
+            phase: Phase::Pending,
+            attempt: 0,
+            retries_used: 0,
+            ti: None,
+            worker: None,
+            last_seq: 0,
+            out: BTreeMap::new(),
+            failover: false,
+            start_time: None,
+        }
+    }
+}
+
+/// A workflow instance the leader is driving.
+#[derive(Debug)]
+pub struct WorkflowRun {
+    pub id: i64,
+    pub spec: Arc<WorkflowSpec>,
+    pub dag: Arc<Dag>,
+    pub params: BTreeMap<String, String>,
+    pub schedule_time: DateTime<Utc>,
+    pub tasks: Vec<TaskRun>,
+    /// Set once the workflow must wind down (failure strategy END, or stop).
+    pub stopping: bool,
+    /// The wind-down was a user stop (final state STOP rather than FAILURE).
+    pub stop_requested: bool,
+}
+
+impl WorkflowRun {
+    pub fn new(
+        id: i64,
+        spec: Arc<WorkflowSpec>,
+        dag: Arc<Dag>,
+        params: BTreeMap<String, String>,
+        schedule_time: DateTime<Utc>,
+    ) -> Self {
+        let tasks = vec![TaskRun::new(); spec.tasks.len()];
+        WorkflowRun {
+            id,
+            spec,
+            dag,
+            params,
+            schedule_time,
+            tasks,
+            stopping: false,
+            stop_requested: false,
+        }
+    }
+
+    /// True when every upstream task of `t` succeeded.
+    pub fn upstream_succeeded(&self, t: usize) -> bool {
+        self.dag.upstream[t]
+            .iter()
+            .all(|&u| self.tasks[u].phase == Phase::Done(TaskState::Success))
+    }
+
+    /// OUT parameters visible to `t`: those of all its ancestors, nearer ones
+    /// (later in topological order) overriding farther ones.
+    pub fn upstream_out(&self, t: usize) -> BTreeMap<String, String> {
+        let mut ancestors = vec![false; self.tasks.len()];
+        let mut stack: Vec<usize> = self.dag.upstream[t].clone();
+        while let Some(u) = stack.pop() {
+            if !ancestors[u] {
+                ancestors[u] = true;
+                stack.extend(self.dag.upstream[u].iter().copied());
+            }
+        }
+        let mut out = BTreeMap::new();
+        for &i in &self.dag.topo_order {
+            if ancestors[i] {
+                out.extend(self.tasks[i].out.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        out
+    }
+
+    /// The final state, once nothing is left to do; `None` while work remains.
+    pub fn final_state(&self) -> Option<orca_common::WorkflowState> {
+        use orca_common::WorkflowState;
+        if self.stopping {
+            let busy = self
+                .tasks
+                .iter()
+                .any(|t| matches!(t.phase, Phase::Dispatched | Phase::Running));
+            if busy {
+                return None;
+            }
+            return Some(if self.stop_requested {
+                WorkflowState::Stop
+            } else {
+                WorkflowState::Failure
+            });
+        }
+        if !self.tasks.iter().all(|t| matches!(t.phase, Phase::Done(_))) {
+            return None;
+        }
+        let ok = self
+            .tasks
+            .iter()
+            .all(|t| t.phase == Phase::Done(TaskState::Success));
+        Some(if ok {
+            WorkflowState::Success
+        } else {
+            WorkflowState::Failure
+        })
+    }
+}

@@ -1,0 +1,39 @@
+//! `MasterService` gRPC adapter: thin layer over the engine.
+
+use std::sync::{Arc, RwLock};
+
+use orca_proto::v1::master_service_server::MasterService;
+use orca_proto::v1::{ReportTaskEventRequest, ReportTaskEventResponse};
+use tonic::{Request, Response, Status};
+
+use crate::engine::EngineHandle;
+
+/// The engine of this master while it leads; `None` on a standby.
+pub type LeaderSlot = Arc<RwLock<Option<EngineHandle>>>;
+
+pub struct MasterGrpc {
+    pub leader: LeaderSlot,
+}
+
+#[tonic::async_trait]
+impl MasterService for MasterGrpc {
+    async fn report_task_event(
+        &self,
+        request: Request<ReportTaskEventRequest>,
+    ) -> Result<Response<ReportTaskEventResponse>, Status> {
+        let event = request
+            .into_inner()
+            .event
+            .ok_or_else(|| Status::invalid_argument("ORCA-MASTER-REPORT: missing event"))?;
+        let engine = self
+            .leader
+            .read()
+            .map_err(|_| Status::internal("leader slot poisoned"))?
+            .clone()
+            .ok_or_else(|| Status::unavailable("ORCA-MASTER-NOT-LEADER: this master is not the leader"))?;
+        match engine.report(event).await {
+            Ok(_) => Ok(Response::new(ReportTaskEventResponse { acknowledged: true })),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Start commands (written by the API or the scheduler, consumed by the
+//! leader in `fencing`) and API tokens. Not fenced.
+
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::Store;
+use super::convert::{command_row, db_err, now, to_json, ts};
+use crate::entities::{api_token, command};
+use crate::{CommandRow, NewCommand, Result};
+
+/// The only command type so far (column default).
+const START: &str = "START";
+
+impl Store {
+    /// Stores a command to start a workflow instance.
+    pub async fn insert_command(&self, cmd: NewCommand) -> Result<CommandRow> {
+        const OP: &str = "insert command";
+        let created_at = now();
+        let schedule_time = ts(cmd.schedule_time);
+        let res = command::Entity::insert(command::ActiveModel {
+            command_type: Set(START.to_string()),
+            workflow_definition_id: Set(cmd.workflow_definition_id),
+            version: Set(cmd.version),
+            params: Set(to_json("command params", &cmd.params)?),
+            schedule_time: Set(schedule_time),
+            created_at: Set(created_at),
+            workflow_instance_id: Set(None),
+            ..Default::default()
+        })
+        .exec(&self.writer)
+        .await
+        .map_err(db_err(OP))?;
+        Ok(CommandRow {
+            id: res.last_insert_id,
+            workflow_definition_id: cmd.workflow_definition_id,
+            version: cmd.version,
+            params: cmd.params,
+            schedule_time,
+            created_at,
+            workflow_instance_id: None,
+        })
+    }
+
+    /// The command with this id.
+    pub async fn command(&self, id: i64) -> Result<Option<CommandRow>> {
+        command::Entity::find_by_id(id)
+            .one(&self.reader)
+            .await
+            .map_err(db_err("read command"))?
+            .map(command_row)
+            .transpose()
+    }
+
+    /// Commands not yet turned into a workflow instance, oldest first.
+    pub async fn pending_commands(&self, limit: u64) -> Result<Vec<CommandRow>> {
+        command::Entity::find()
+            .filter(command::Column::WorkflowInstanceId.is_null())
+            .order_by_asc(command::Column::Id)
+            .limit(limit)
+            .all(&self.reader)
+            .await
+            .map_err(db_err("list pending commands"))?
+            .into_iter()
+            .map(command_row)
+            .collect()
+    }
+
+    /// Stores an API token's hash (never the token itself).
+    pub async fn insert_api_token(&self, name: &str, token_hash: &str) -> Result<()> {
+        api_token::Entity::insert(api_token::ActiveModel {
+            name: Set(name.to_string()),
+            token_hash: Set(token_hash.to_string()),
+            created_at: Set(now()),
+            ..Default::default()
+        })
+        .exec_without_returning(&self.writer)
+        .await
+        .map_err(db_err("insert API token"))?;
+        Ok(())
+    }
+
+    /// Whether a token with this hash was issued.
+    pub async fn api_token_exists(&self, token_hash: &str) -> Result<bool> {
+        let n = api_token::Entity::find()
+            .filter(api_token::Column::TokenHash.eq(token_hash))
+            .count(&self.reader)
+            .await
+            .map_err(db_err("check API token"))?;
+        Ok(n > 0)
+    }
+}

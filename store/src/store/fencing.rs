@@ -1,0 +1,342 @@
+//! The leader epoch and every write a master makes.
+//!
+//! Each fenced method runs one transaction whose FIRST statement is
+//! `UPDATE leader_epoch SET epoch = epoch WHERE id = 1 AND epoch = $mine`.
+//! On PostgreSQL that takes the row lock, so a concurrent [`Store::claim_epoch`]
+//! either commits before (and the update matches no row) or waits until this
+//! transaction ends; on SQLite the transaction is `BEGIN IMMEDIATE`, so it
+//! holds the database write lock for its whole life. Either way a write with
+//! a stale epoch can never commit after a newer claim has.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    TryInsertResult,
+};
+
+use super::convert::{
+    db_err, epoch_from_db, epoch_to_db, now, to_json, ts, ts_opt, workflow_instance_row,
+};
+use super::{Store, finish};
+use crate::entities::{command, leader_epoch, task_instance, workflow_instance};
+use crate::{
+    CommandRow, NewTaskInstance, Result, StoreError, TaskInstanceUpdate, WorkflowDefinitionRow,
+    WorkflowInstanceRow, Write,
+};
+use orca_common::WorkflowState;
+
+const LEADER_ROW: i32 = 1;
+
+async fn read_epoch(db: &impl ConnectionTrait, op: &'static str) -> Result<u64> {
+    let row = leader_epoch::Entity::find_by_id(LEADER_ROW)
+        .one(db)
+        .await
+        .map_err(db_err(op))?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "leader_epoch",
+            id: LEADER_ROW.to_string(),
+            reason: "the single leader_epoch row is missing (was the table edited by hand?)"
+                .to_string(),
+        })?;
+    epoch_from_db("leader_epoch", LEADER_ROW, row.epoch)
+}
+
+impl Store {
+    /// The epoch of the current leader (0 before any claim).
+    pub async fn current_epoch(&self) -> Result<u64> {
+        read_epoch(&self.reader, "read leader epoch").await
+    }
+
+    /// Takes the leadership epoch: stores `epoch` and `holder` if the stored
+    /// epoch is `<= epoch`, otherwise returns [`StoreError::Fenced`].
+    pub async fn claim_epoch(&self, epoch: u64, holder: &str) -> Result<()> {
+        const OP: &str = "claim leader epoch";
+        let e = epoch_to_db(epoch)?;
+        let res = leader_epoch::Entity::update_many()
+            .col_expr(leader_epoch::Column::Epoch, Expr::value(e))
+            .col_expr(leader_epoch::Column::Holder, Expr::value(holder))
+            .col_expr(leader_epoch::Column::UpdatedAt, Expr::value(now()))
+            .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
+            .filter(leader_epoch::Column::Epoch.lte(e))
+            .exec(&self.writer)
+            .await
+            .map_err(db_err(OP))?;
+        if res.rows_affected == 0 {
+            let current = read_epoch(&self.writer, OP).await?;
+            return Err(StoreError::Fenced {
+                mine: epoch,
+                current,
+            });
+        }
+        tracing::info!(epoch, holder, "claimed leader epoch");
+        Ok(())
+    }
+
+    /// Begins a write transaction that holds the fence for `epoch`, or returns
+    /// [`StoreError::Fenced`] (after rolling back) if `epoch` is stale.
+    async fn begin_fenced(&self, epoch: u64, op: &'static str) -> Result<DatabaseTransaction> {
+        let e = epoch_to_db(epoch)?;
+        let txn = self.begin_write(op).await?;
+        let checked = leader_epoch::Entity::update_many()
+            .col_expr(
+                leader_epoch::Column::Epoch,
+                Expr::col(leader_epoch::Column::Epoch),
+            )
+            .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
+            .filter(leader_epoch::Column::Epoch.eq(e))
+            .exec(&txn)
+            .await
+            .map_err(db_err(op));
+        let err = match checked {
+            Ok(r) if r.rows_affected == 1 => return Ok(txn),
+            Ok(_) => match read_epoch(&txn, op).await {
+                Ok(current) => StoreError::Fenced {
+                    mine: epoch,
+                    current,
+                },
+                Err(e) => e,
+            },
+            Err(e) => e,
+        };
+        finish(txn, Err(err), op).await
+    }
+
+    /// Turns a command into a RUNNING workflow instance (name, project and
+    /// params from `def` and `command`) and marks the command consumed, in
+    /// one fenced transaction. If the command was already consumed, returns
+    /// the existing instance instead.
+    pub async fn start_workflow_instance(
+        &self,
+        epoch: u64,
+        command: &CommandRow,
+        def: &WorkflowDefinitionRow,
+        start_time: DateTime<Utc>,
+    ) -> Result<WorkflowInstanceRow> {
+        const OP: &str = "start workflow instance";
+        if def.id != command.workflow_definition_id || def.version != command.version {
+            return Err(StoreError::Db(format!(
+                "{OP}: command {} is for workflow definition {} v{}, but definition {} v{} ({}/{}) was given",
+                command.id,
+                command.workflow_definition_id,
+                command.version,
+                def.id,
+                def.version,
+                def.project,
+                def.name
+            )));
+        }
+        let txn = self.begin_fenced(epoch, OP).await?;
+        let result = start_in(&txn, epoch, command, def, ts(start_time)).await;
+        finish(txn, result, OP).await
+    }
+
+    /// Applies `writes` in order in one fenced transaction and returns the ids
+    /// of the inserted task instances, in order. An empty batch returns
+    /// `Ok(vec![])` without touching the database.
+    pub async fn apply(&self, epoch: u64, writes: Vec<Write>) -> Result<Vec<i64>> {
+        const OP: &str = "apply writes";
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let e = epoch_to_db(epoch)?;
+        let txn = self.begin_fenced(epoch, OP).await?;
+        let result = apply_in(&txn, e, writes).await;
+        finish(txn, result, OP).await
+    }
+}
+
+async fn start_in(
+    txn: &DatabaseTransaction,
+    epoch: u64,
+    command: &CommandRow,
+    def: &WorkflowDefinitionRow,
+    start_time: DateTime<Utc>,
+) -> Result<WorkflowInstanceRow> {
+    const OP: &str = "start workflow instance";
+    let row = WorkflowInstanceRow {
+        id: 0,
+        workflow_definition_id: command.workflow_definition_id,
+        version: command.version,
+        name: def.name.clone(),
+        project: def.project.clone(),
+        state: WorkflowState::Running,
+        params: command.params.clone(),
+        schedule_time: ts(command.schedule_time),
+        start_time,
+        end_time: None,
+        command_id: Some(command.id),
+        epoch,
+    };
+    let inserted = workflow_instance::Entity::insert(workflow_instance::ActiveModel {
+        workflow_definition_id: Set(row.workflow_definition_id),
+        version: Set(row.version),
+        name: Set(row.name.clone()),
+        project: Set(row.project.clone()),
+        state: Set(row.state.as_str().to_string()),
+        params: Set(to_json("workflow params", &row.params)?),
+        schedule_time: Set(row.schedule_time),
+        start_time: Set(row.start_time),
+        end_time: Set(None),
+        command_id: Set(row.command_id),
+        epoch: Set(epoch_to_db(epoch)?),
+        ..Default::default()
+    })
+    .on_conflict_do_nothing_on([workflow_instance::Column::CommandId])
+    .exec(txn)
+    .await
+    .map_err(db_err(OP))?;
+
+    let TryInsertResult::Inserted(res) = inserted else {
+        // Already consumed: the unique command_id makes this idempotent.
+        let existing = workflow_instance::Entity::find()
+            .filter(workflow_instance::Column::CommandId.eq(command.id))
+            .one(txn)
+            .await
+            .map_err(db_err(OP))?
+            .ok_or_else(|| StoreError::NotFound {
+                what: "workflow instance for command",
+                id: command.id.to_string(),
+            })?;
+        return workflow_instance_row(existing);
+    };
+    let id = res.last_insert_id;
+    let marked = command::Entity::update_many()
+        .col_expr(command::Column::WorkflowInstanceId, Expr::value(id))
+        .filter(command::Column::Id.eq(command.id))
+        .exec(txn)
+        .await
+        .map_err(db_err(OP))?;
+    if marked.rows_affected == 0 {
+        return Err(StoreError::NotFound {
+            what: "command",
+            id: command.id.to_string(),
+        });
+    }
+    tracing::debug!(
+        command = command.id,
+        instance = id,
+        "started workflow instance"
+    );
+    Ok(WorkflowInstanceRow { id, ..row })
+}
+
+async fn apply_in(txn: &DatabaseTransaction, epoch: i64, writes: Vec<Write>) -> Result<Vec<i64>> {
+    const OP: &str = "apply writes";
+    let mut ids = Vec::new();
+    for write in writes {
+        match write {
+            Write::InsertTaskInstance(new) => ids.push(insert_task(txn, epoch, new).await?),
+            Write::UpdateTaskInstance { id, update } => update_task(txn, epoch, id, update).await?,
+            Write::UpdateWorkflowInstance {
+                id,
+                state,
+                end_time,
+            } => {
+                let res = workflow_instance::Entity::update_many()
+                    .col_expr(
+                        workflow_instance::Column::State,
+                        Expr::value(state.as_str()),
+                    )
+                    .col_expr(
+                        workflow_instance::Column::EndTime,
+                        Expr::value(ts_opt(end_time)),
+                    )
+                    .col_expr(workflow_instance::Column::Epoch, Expr::value(epoch))
+                    .filter(workflow_instance::Column::Id.eq(id))
+                    .exec(txn)
+                    .await
+                    .map_err(db_err(OP))?;
+                if res.rows_affected == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "workflow instance",
+                        id: id.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+async fn insert_task(txn: &DatabaseTransaction, epoch: i64, new: NewTaskInstance) -> Result<i64> {
+    let res = task_instance::Entity::insert(task_instance::ActiveModel {
+        workflow_instance_id: Set(new.workflow_instance_id),
+        task_name: Set(new.task_name),
+        attempt: Set(new.attempt),
+        state: Set(new.state.as_str().to_string()),
+        failover: Set(new.failover),
+        worker_id: Set(new.worker_id),
+        worker_addr: Set(new.worker_addr),
+        pid: Set(None),
+        exit_code: Set(None),
+        submit_time: Set(ts(new.submit_time)),
+        start_time: Set(None),
+        end_time: Set(ts_opt(new.end_time)),
+        out_params: Set("{}".to_string()),
+        log_path: Set(None),
+        message: Set(new.message),
+        last_seq: Set(0),
+        epoch: Set(epoch),
+        ..Default::default()
+    })
+    .exec(txn)
+    .await
+    .map_err(db_err("apply writes: insert task instance"))?;
+    Ok(res.last_insert_id)
+}
+
+async fn update_task(
+    txn: &DatabaseTransaction,
+    epoch: i64,
+    id: i64,
+    u: TaskInstanceUpdate,
+) -> Result<()> {
+    use task_instance::Column as C;
+    let mut q = task_instance::Entity::update_many().col_expr(C::Epoch, Expr::value(epoch));
+    if let Some(v) = u.state {
+        q = q.col_expr(C::State, Expr::value(v.as_str()));
+    }
+    if let Some(v) = u.worker_id {
+        q = q.col_expr(C::WorkerId, Expr::value(v));
+    }
+    if let Some(v) = u.worker_addr {
+        q = q.col_expr(C::WorkerAddr, Expr::value(v));
+    }
+    if let Some(v) = u.pid {
+        q = q.col_expr(C::Pid, Expr::value(v));
+    }
+    if let Some(v) = u.exit_code {
+        q = q.col_expr(C::ExitCode, Expr::value(v));
+    }
+    if let Some(v) = u.start_time {
+        q = q.col_expr(C::StartTime, Expr::value(ts(v)));
+    }
+    if let Some(v) = u.end_time {
+        q = q.col_expr(C::EndTime, Expr::value(ts(v)));
+    }
+    if let Some(v) = u.out_params {
+        q = q.col_expr(C::OutParams, Expr::value(to_json("task out_params", &v)?));
+    }
+    if let Some(v) = u.log_path {
+        q = q.col_expr(C::LogPath, Expr::value(v));
+    }
+    if let Some(v) = u.message {
+        q = q.col_expr(C::Message, Expr::value(v));
+    }
+    if let Some(v) = u.last_seq {
+        q = q.col_expr(C::LastSeq, Expr::value(v));
+    }
+    let res = q
+        .filter(C::Id.eq(id))
+        .exec(txn)
+        .await
+        .map_err(db_err("apply writes: update task instance"))?;
+    if res.rows_affected == 0 {
+        return Err(StoreError::NotFound {
+            what: "task instance",
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}

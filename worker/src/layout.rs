@@ -1,0 +1,256 @@
+//! The worker's data dir: where every file lives, and the records kept there.
+//!
+//! ```text
+//! data_dir/
+//!   worker-id                 this worker's id (when not configured)
+//!   epoch                     highest master epoch seen
+//!   outbox/<tiid>_<attempt>_<seq>.json   unacknowledged task events
+//!   attempts/<wfid>/<tiid>_<attempt>/
+//!     dispatch.json           the dispatch as received (written before the task starts)
+//!     task.sh | task.py       the rendered script
+//!     task.log                stdout + stderr of the task
+//!     pid.json                process group leader pid + its start time
+//!     exit_code               written by the wrapper shell when the task ends
+//!     kill.json               why the worker killed the task (timeout, kill, lease loss)
+//!     reported                the terminal event is in the outbox
+//! ```
+//!
+//! Every record is written to a temporary file and renamed into place, so a
+//! reader sees either nothing or the whole record.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::WorkerError;
+
+/// The dispatch as received, JSON.
+pub(crate) const DISPATCH_FILE: &str = "dispatch.json";
+/// Process record ([`PidRecord`]).
+pub(crate) const PID_FILE: &str = "pid.json";
+/// Exit code of the task, written by the wrapper shell.
+pub(crate) const EXIT_CODE_FILE: &str = "exit_code";
+/// Why the worker killed the task ([`KillReason`]).
+pub(crate) const KILL_FILE: &str = "kill.json";
+/// Marker: the terminal event of this attempt is in the outbox.
+pub(crate) const REPORTED_FILE: &str = "reported";
+/// stdout + stderr of the task.
+pub(crate) const LOG_FILE: &str = "task.log";
+
+/// Paths inside the data dir.
+#[derive(Debug, Clone)]
+pub(crate) struct Layout {
+    data_dir: PathBuf,
+}
+
+impl Layout {
+    pub(crate) fn new(data_dir: PathBuf) -> Self {
+        Layout { data_dir }
+    }
+
+    pub(crate) fn attempts_dir(&self) -> PathBuf {
+        self.data_dir.join("attempts")
+    }
+
+    pub(crate) fn attempt_dir(
+        &self,
+        workflow_instance_id: i64,
+        tiid: i64,
+        attempt: i32,
+    ) -> PathBuf {
+        self.attempts_dir()
+            .join(workflow_instance_id.to_string())
+            .join(format!("{tiid}_{attempt}"))
+    }
+
+    pub(crate) fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    pub(crate) fn id_file(&self) -> PathBuf {
+        self.data_dir.join("worker-id")
+    }
+
+    pub(crate) fn epoch_file(&self) -> PathBuf {
+        self.data_dir.join("epoch")
+    }
+
+    /// Creates the top-level directories.
+    pub(crate) fn create(&self) -> Result<(), WorkerError> {
+        for dir in [self.attempts_dir(), self.outbox_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| WorkerError::io("create dir", &dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// How a task parameter is persisted in `dispatch.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ParamRecord {
+    pub name: String,
+    pub value: String,
+    pub generated: bool,
+}
+
+/// `dispatch.json`: the dispatch as received from the master.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DispatchRecord {
+    pub task_instance_id: i64,
+    pub attempt: i32,
+    pub workflow_instance_id: i64,
+    pub workflow_name: String,
+    pub task_name: String,
+    pub task_type: String,
+    pub script: String,
+    pub params: Vec<ParamRecord>,
+    pub timeout_ms: i64,
+    pub epoch: u64,
+    pub master_addr: String,
+    pub schedule_time_ms: i64,
+    pub failover: bool,
+    pub project: String,
+}
+
+/// `pid.json`: the process group leader of a running attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PidRecord {
+    pub pid: i32,
+    /// Start time of `pid` in clock ticks since boot (`/proc/<pid>/stat` field 22),
+    /// to tell the task from a process that reused its pid.
+    pub start_time: u64,
+    /// When the task was started, unix ms (base of its timeout).
+    pub started_at_ms: i64,
+}
+
+/// `kill.json`: why the worker killed an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum KillReason {
+    /// `KillTask` or worker shutdown.
+    Killed,
+    /// The task ran past its `timeout_ms`.
+    Timeout,
+    /// The worker lost its registry lease.
+    LeaseLost,
+}
+
+/// Writes `bytes` to `path` via a temporary file and a rename; with
+/// `durable`, the file and its directory are fsynced.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), WorkerError> {
+    let tmp = tmp_path(path);
+    let mut f = fs::File::create(&tmp).map_err(|e| WorkerError::io("create", &tmp, e))?;
+    f.write_all(bytes)
+        .map_err(|e| WorkerError::io("write", &tmp, e))?;
+    if durable {
+        f.sync_all()
+            .map_err(|e| WorkerError::io("fsync", &tmp, e))?;
+    }
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| WorkerError::io("rename", path, e))?;
+    if durable && let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory, making renames inside it durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), WorkerError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| WorkerError::io("fsync dir", dir, e))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Serialises `value` as JSON into `path` (atomically).
+pub(crate) fn write_json<T: Serialize>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+) -> Result<(), WorkerError> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|source| WorkerError::CorruptRecord {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &bytes, durable)
+}
+
+/// Reads a JSON record; `Ok(None)` when the file does not exist.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, WorkerError> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(WorkerError::io("read", path, e)),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| WorkerError::CorruptRecord {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Reads the `exit_code` file of an attempt dir; `None` when absent or unreadable.
+pub(crate) fn read_exit_code(dir: &Path) -> Option<i32> {
+    fs::read_to_string(dir.join(EXIT_CODE_FILE))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Creates an attempt dir holding `dispatch.json`, atomically: the dir is
+/// built under a temporary name and renamed, so an attempt dir without its
+/// dispatch never exists. Returns `false` when the dir already existed.
+pub(crate) fn create_attempt_dir(dir: &Path, record: &DispatchRecord) -> Result<bool, WorkerError> {
+    if dir.exists() {
+        return Ok(false);
+    }
+    let parent = dir.parent().ok_or_else(|| {
+        WorkerError::io("create dir", dir, std::io::ErrorKind::InvalidInput.into())
+    })?;
+    fs::create_dir_all(parent).map_err(|e| WorkerError::io("create dir", parent, e))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(dir.file_name().unwrap_or_default());
+    tmp_name.push(".tmp");
+    let tmp = parent.join(tmp_name);
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| WorkerError::io("remove dir", &tmp, e))?;
+    }
+    fs::create_dir(&tmp).map_err(|e| WorkerError::io("create dir", &tmp, e))?;
+    write_json(&tmp.join(DISPATCH_FILE), record, false)?;
+    fs::rename(&tmp, dir).map_err(|e| WorkerError::io("rename", dir, e))?;
+    Ok(true)
+}
+
+/// Whether a dir entry name is a leftover temporary dir of [`create_attempt_dir`].
+pub(crate) fn is_tmp_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_json_round_trip_and_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        assert_eq!(read_json::<PidRecord>(&p).unwrap(), None);
+        let rec = PidRecord {
+            pid: 42,
+            start_time: 7,
+            started_at_ms: 9,
+        };
+        write_json(&p, &rec, true).unwrap();
+        assert_eq!(read_json::<PidRecord>(&p).unwrap(), Some(rec));
+        assert!(!dir.path().join("r.json.tmp").exists());
+        fs::write(&p, b"{not json").unwrap();
+        let err = read_json::<PidRecord>(&p).unwrap_err().to_string();
+        assert!(err.starts_with("ORCA-WORKER-CORRUPT-RECORD"), "{err}");
+    }
+}

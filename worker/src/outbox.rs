@@ -1,0 +1,192 @@
+//! Report delivery: every task event is written to the on-disk outbox first,
+//! then sent to the current leader until acknowledged, then deleted.
+//!
+//! Each event is delivered by its own task, so a slow or refused event never
+//! delays another one. One tonic channel is kept per leader address; when the
+//! leader changes, every pending delivery retries at once against the new one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orca_common::registry::LeaderInfo;
+use orca_proto::v1::master_service_client::MasterServiceClient;
+use orca_proto::v1::{ReportTaskEventRequest, TaskEvent};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::convert::StoredEvent;
+use crate::error::WorkerError;
+use crate::layout::{read_json, write_json};
+
+const BACKOFF_START: Duration = Duration::from_millis(50);
+const BACKOFF_CAP: Duration = Duration::from_secs(2);
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const PENDING_GAUGE: &str = "orca_worker_reports_pending";
+
+/// The outbox of one worker.
+pub(crate) struct Outbox {
+    dir: PathBuf,
+    leader: watch::Receiver<Option<LeaderInfo>>,
+    channels: Mutex<HashMap<String, Channel>>,
+    cancel: CancellationToken,
+}
+
+impl Outbox {
+    pub(crate) fn new(
+        dir: PathBuf,
+        leader: watch::Receiver<Option<LeaderInfo>>,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Outbox {
+            dir,
+            leader,
+            channels: Mutex::new(HashMap::new()),
+            cancel,
+        })
+    }
+
+    fn path_of(&self, ev: &TaskEvent) -> PathBuf {
+        self.dir.join(format!(
+            "{}_{}_{}.json",
+            ev.task_instance_id, ev.attempt, ev.seq
+        ))
+    }
+
+    /// Writes an event to the outbox (blocking I/O). `durable` fsyncs it:
+    /// used for terminal events, which must survive a machine crash.
+    pub(crate) fn store(&self, ev: &TaskEvent, durable: bool) -> Result<PathBuf, WorkerError> {
+        let path = self.path_of(ev);
+        write_json(&path, &StoredEvent::from(ev), durable)?;
+        Ok(path)
+    }
+
+    /// Sends a stored event in the background until acknowledged.
+    pub(crate) fn deliver(self: &Arc<Self>, ev: TaskEvent, path: PathBuf) {
+        metrics::gauge!(PENDING_GAUGE).increment(1.0);
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.deliver_until_acked(ev, path).await;
+            metrics::gauge!(PENDING_GAUGE).decrement(1.0);
+        });
+    }
+
+    /// Re-sends every event left in the outbox (after a restart). Returns how
+    /// many were found.
+    pub(crate) fn resend_all(self: &Arc<Self>) -> Result<usize, WorkerError> {
+        let rd =
+            std::fs::read_dir(&self.dir).map_err(|e| WorkerError::io("read dir", &self.dir, e))?;
+        let mut found = 0;
+        for entry in rd {
+            let entry = entry.map_err(|e| WorkerError::io("read dir", &self.dir, e))?;
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match read_json::<StoredEvent>(&path) {
+                Ok(Some(stored)) => {
+                    found += 1;
+                    self.deliver(stored.into(), path);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "skipping unreadable outbox file"),
+            }
+        }
+        Ok(found)
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, WorkerError> {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ch) = channels.get(addr) {
+            return Ok(ch.clone());
+        }
+        let ch = Endpoint::from_shared(addr.to_string())
+            .map_err(|source| WorkerError::BadMasterAddr {
+                addr: addr.to_string(),
+                source,
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(addr.to_string(), ch.clone());
+        Ok(ch)
+    }
+
+    async fn send_once(&self, addr: &str, ev: &TaskEvent) -> bool {
+        let ch = match self.channel(addr) {
+            Ok(ch) => ch,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot report to leader");
+                return false;
+            }
+        };
+        let req = ReportTaskEventRequest {
+            event: Some(ev.clone()),
+        };
+        let mut client = MasterServiceClient::new(ch);
+        match tokio::time::timeout(RPC_TIMEOUT, client.report_task_event(req)).await {
+            Ok(Ok(resp)) => resp.into_inner().acknowledged,
+            Ok(Err(status)) => {
+                tracing::debug!(%addr, code = ?status.code(), message = status.message(), "report failed");
+                false
+            }
+            Err(_) => {
+                tracing::debug!(%addr, "report timed out");
+                false
+            }
+        }
+    }
+
+    async fn deliver_until_acked(&self, ev: TaskEvent, path: PathBuf) {
+        let mut leader = self.leader.clone();
+        let mut leader_open = true;
+        let mut backoff = BACKOFF_START;
+        loop {
+            let target = leader
+                .borrow_and_update()
+                .as_ref()
+                .map(|l| l.master.addr.clone());
+            if let Some(addr) = &target {
+                let acked = tokio::select! {
+                    _ = self.cancel.cancelled() => return,
+                    acked = self.send_once(addr, &ev) => acked,
+                };
+                if acked {
+                    remove_acked(&path).await;
+                    tracing::debug!(
+                        tiid = ev.task_instance_id,
+                        attempt = ev.attempt,
+                        seq = ev.seq,
+                        "report acknowledged"
+                    );
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                changed = leader.changed(), if leader_open => {
+                    match changed {
+                        // New leader: try it right away.
+                        Ok(()) => { backoff = BACKOFF_START; continue; }
+                        Err(_) => leader_open = false,
+                    }
+                }
+                _ = tokio::time::sleep(backoff), if target.is_some() || !leader_open => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_CAP);
+        }
+    }
+}
+
+async fn remove_acked(path: &Path) {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot delete acknowledged report")
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Running one attempt: render the script, start it in its own process
+//! group with output to `task.log`, supervise it (exit, timeout, kill), and
+//! report its end.
+//!
+//! The task runs under a small wrapper shell that writes the task's exit
+//! code to `exit_code` in the attempt dir, so the outcome survives a worker
+//! crash; the worker itself learns the exit from `Child::wait()` (or a pidfd
+//! for attempts adopted after a restart) and then reads that file.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Local, NaiveDateTime, TimeZone};
+use orca_common::params::{ResolvedParam, SYSTEM_TASK_EXECUTE_PATH, render_python, render_shell};
+use orca_proto::v1::TaskEvent;
+use tokio::time::Instant;
+
+use crate::attempts::AttemptEntry;
+use crate::error::WorkerError;
+use crate::events::{self, now_ms};
+use crate::layout::{
+    DispatchRecord, KILL_FILE, KillReason, LOG_FILE, PID_FILE, PidRecord, REPORTED_FILE,
+    write_atomic, write_json,
+};
+use crate::process::{TaskProcess, proc_stat, signal_group};
+use crate::worker::Worker;
+
+/// Runs `"$@"` (interpreter + script) and stores its exit code with a rename,
+/// so `exit_code` is either absent or complete.
+const WRAPPER: &str = r#""$@"; rc=$?; printf '%s\n' "$rc" >exit_code.tmp && mv -f exit_code.tmp exit_code; exit "$rc""#;
+
+/// A rendered task, ready to start.
+struct Prepared {
+    interpreter: String,
+    script_file: &'static str,
+    env: Vec<(String, String)>,
+}
+
+/// Starts and supervises a freshly dispatched attempt (in the background).
+pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: DispatchRecord) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let prep = {
+            let (python, dir) = (worker.config.python.clone(), entry.dir.clone());
+            let rec = rec.clone();
+            tokio::task::spawn_blocking(move || prepare(&rec, &dir, &python)).await
+        };
+        let prepared = match prep {
+            Ok(Ok(p)) => p,
+            Ok(Err(message)) => return fail_unstarted(&worker, &entry, message).await,
+            Err(e) => {
+                return fail_unstarted(&worker, &entry, WorkerError::from(e).to_string()).await;
+            }
+        };
+        let child = match spawn(&entry.dir, &prepared) {
+            Ok(c) => c,
+            Err(e) => return fail_unstarted(&worker, &entry, e.to_string()).await,
+        };
+        let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        entry.set_pid(i64::from(pid));
+        metrics::counter!("orca_worker_tasks_started_total").increment(1);
+        let record = PidRecord {
+            pid,
+            start_time: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
+            started_at_ms: now_ms(),
+        };
+        let running = events::running(&worker.id, entry.key, i64::from(pid), &entry.log_path());
+        let (w, dir) = (worker.clone(), entry.dir.clone());
+        let stored = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
+            write_json(&dir.join(PID_FILE), &record, false)?;
+            w.outbox.store(&running, false).map(|path| (running, path))
+        })
+        .await;
+        match stored {
+            Ok(Ok((ev, path))) => worker.outbox.deliver(ev, path),
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot record running task"),
+            Err(e) => tracing::error!(error = %e, "cannot record running task"),
+        }
+        tracing::info!(
+            tiid = entry.key.task_instance_id,
+            attempt = entry.key.attempt,
+            pid,
+            prepare_ms = started.elapsed().as_millis() as u64,
+            "task started"
+        );
+        let deadline = (rec.timeout_ms > 0)
+            .then(|| started + Duration::from_millis(rec.timeout_ms.unsigned_abs()));
+        supervise(worker, entry, TaskProcess::Child(child), deadline).await;
+    });
+}
+
+/// Supervises an attempt adopted after a worker restart (in the background).
+pub(crate) fn start_adopted(
+    worker: Arc<Worker>,
+    entry: Arc<AttemptEntry>,
+    record: PidRecord,
+    timeout_ms: i64,
+) {
+    entry.set_pid(i64::from(record.pid));
+    let deadline = (timeout_ms > 0).then(|| {
+        let elapsed = now_ms().saturating_sub(record.started_at_ms).max(0);
+        let left = timeout_ms.saturating_sub(elapsed).max(0);
+        Instant::now() + Duration::from_millis(left.unsigned_abs())
+    });
+    tokio::spawn(supervise(
+        worker,
+        entry,
+        TaskProcess::Adopted(record),
+        deadline,
+    ));
+}
+
+/// Renders the script and writes it into the attempt dir. The error is the
+/// message of the FAILURE event.
+fn prepare(rec: &DispatchRecord, dir: &Path, python: &str) -> Result<Prepared, String> {
+    let mut params: Vec<ResolvedParam> = rec.params.iter().map(ResolvedParam::from).collect();
+    params.retain(|p| p.name != SYSTEM_TASK_EXECUTE_PATH);
+    params.push(ResolvedParam::orca_generated(
+        SYSTEM_TASK_EXECUTE_PATH,
+        dir.display().to_string(),
+    ));
+    let schedule_time = schedule_time(rec.schedule_time_ms);
+    let (rendered, interpreter, script_file) = match rec.task_type.to_ascii_uppercase().as_str() {
+        "SHELL" => (
+            render_shell(&rec.script, &params, schedule_time),
+            "bash".to_string(),
+            "task.sh",
+        ),
+        "PYTHON" => (
+            render_python(&rec.script, &params, schedule_time),
+            python.to_string(),
+            "task.py",
+        ),
+        other => {
+            return Err(format!(
+                "ORCA-WORKER-UNSUPPORTED-TASK-TYPE: this worker runs SHELL and PYTHON tasks, not {other:?}"
+            ));
+        }
+    };
+    let rendered = rendered.map_err(|e| format!("ORCA-WORKER-RENDER: {e}"))?;
+    write_atomic(&dir.join(script_file), rendered.script.as_bytes(), false)
+        .map_err(|e| e.to_string())?;
+    let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
+    env.extend(rendered.env);
+    Ok(Prepared {
+        interpreter,
+        script_file,
+        env,
+    })
+}
+
+/// Schedule time as local time; 0 (unset) means now.
+fn schedule_time(ms: i64) -> NaiveDateTime {
+    if ms == 0 {
+        return Local::now().naive_local();
+    }
+    Local
+        .timestamp_millis_opt(ms)
+        .earliest()
+        .map(|t| t.naive_local())
+        .unwrap_or_else(|| Local::now().naive_local())
+}
+
+fn spawn(dir: &Path, p: &Prepared) -> Result<tokio::process::Child, WorkerError> {
+    let spawn_err = |source| WorkerError::Spawn {
+        dir: dir.to_path_buf(),
+        source,
+    };
+    let log_path = dir.join(LOG_FILE);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| WorkerError::io("open", &log_path, e))?;
+    let log_err = log.try_clone().map_err(spawn_err)?;
+    tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg("orca-task")
+        .arg(&p.interpreter)
+        .arg(p.script_file)
+        .current_dir(dir)
+        .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(spawn_err)
+}
+
+/// Waits for the end of the task, killing its group on timeout or request,
+/// then reports. Returns early, leaving the process alone, on shutdown.
+async fn supervise(
+    worker: Arc<Worker>,
+    entry: Arc<AttemptEntry>,
+    mut proc: TaskProcess,
+    deadline: Option<Instant>,
+) {
+    let cancel = worker.cancel.clone();
+    let mut kill_rx = entry.watch_kill();
+    let reason = tokio::select! {
+        _ = cancel.cancelled() => return,
+        () = proc.wait() => None,
+        () = sleep_until(deadline) => {
+            entry.request_kill(KillReason::Timeout);
+            entry.kill_reason()
+        }
+        r = kill_rx.wait_for(Option::is_some) => r.ok().and_then(|k| *k),
+    };
+    if let Some(reason) = reason {
+        let pgid = i32::try_from(entry.pid()).unwrap_or(0);
+        tracing::info!(
+            tiid = entry.key.task_instance_id,
+            attempt = entry.key.attempt,
+            pgid,
+            ?reason,
+            "killing task process group"
+        );
+        let path = entry.dir.join(KILL_FILE);
+        let marked = tokio::task::spawn_blocking(move || write_json(&path, &reason, true)).await;
+        if !matches!(marked, Ok(Ok(()))) {
+            tracing::error!(?marked, "cannot record kill reason");
+        }
+        signal_group(pgid, libc::SIGTERM);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            () = proc.wait() => {}
+            _ = tokio::time::sleep(worker.config.kill_grace) => {}
+        }
+        // Whatever of the group survived SIGTERM (or ignored it) goes now.
+        signal_group(pgid, libc::SIGKILL);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            () = proc.wait() => {}
+        }
+    }
+    finish(&worker, &entry, None).await;
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn fail_unstarted(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, message: String) {
+    tracing::warn!(tiid = entry.key.task_instance_id, attempt = entry.key.attempt, %message, "task not started");
+    finish(worker, entry, Some(message)).await;
+}
+
+/// Builds the terminal event, stores it durably, marks the attempt
+/// reported and finished, and delivers the event.
+async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Option<String>) {
+    let (w, e) = (worker.clone(), entry.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        let ev = match not_started {
+            Some(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
+            None => events::terminal(
+                &w.id,
+                e.key,
+                &e.dir,
+                e.pid(),
+                "task process ended without an exit code",
+            ),
+        };
+        let stored = record_terminal(&w, &e.dir, &ev);
+        (ev, stored)
+    })
+    .await;
+    match built {
+        Ok((ev, stored)) => {
+            tracing::info!(tiid = ev.task_instance_id, attempt = ev.attempt, kind = ?ev.kind(), exit_code = ev.exit_code, "task ended");
+            if worker.attempts.finish(entry) {
+                worker.publish();
+            }
+            match stored {
+                Ok(path) => worker.outbox.deliver(ev, path),
+                Err(e) => {
+                    tracing::error!(error = %e, "terminal event not persisted; sending it from memory");
+                    let path = entry.dir.join("unpersisted-event");
+                    worker.outbox.deliver(ev, path);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "building the terminal event failed");
+            if worker.attempts.finish(entry) {
+                worker.publish();
+            }
+        }
+    }
+}
+
+/// Stores a terminal event in the outbox (fsynced) and marks the attempt
+/// reported. Blocking.
+pub(crate) fn record_terminal(
+    worker: &Worker,
+    dir: &Path,
+    ev: &TaskEvent,
+) -> Result<std::path::PathBuf, WorkerError> {
+    let path = worker.outbox.store(ev, true)?;
+    write_atomic(&dir.join(REPORTED_FILE), b"", false)?;
+    Ok(path)
+}

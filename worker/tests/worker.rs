@@ -1,0 +1,493 @@
+//! End-to-end tests of the worker: real processes, real files, a real gRPC
+//! master stub, waits on events with deadlines.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use orca_common::registry::memory::MemoryRegistry;
+use orca_common::registry::{Registry, WorkerInfo};
+use orca_proto::v1::{
+    AttemptState, KillTaskRequest, ListAttemptsRequest, StreamTaskLogRequest, TaskEventKind,
+};
+use support::*;
+use tokio_stream::StreamExt;
+
+fn out(ev: &orca_proto::v1::TaskEvent) -> HashMap<String, String> {
+    ev.out_params.clone().into_iter().collect()
+}
+
+#[tokio::test]
+async fn shell_task_reports_running_then_success_with_out_params_from_env_params() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    assert_eq!(reg.workers().await.unwrap()[0].addr, worker.url());
+    let mut c = client(&worker).await;
+
+    let mut task = shell(
+        1,
+        master.epoch(),
+        "echo \"hello ${greeting}\"\necho '${setValue(answer=42)}'\necho \"#{setValue(who=$greeting)}\"\necho \"#{setValue(cwd=$PWD)}\"\nexit 0\n",
+    );
+    task.params = vec![param("greeting", "world; rm -rf /")];
+    let resp = dispatch(&mut c, task).await;
+    assert!(resp.accepted, "{}", resp.reason);
+
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    assert_eq!(running.seq, 1);
+    assert!(running.pid > 0);
+    assert_eq!(running.worker_id, worker.id());
+    let done = master.wait_terminal(1).await;
+    assert_eq!(done.kind(), TaskEventKind::Success, "{done:?}");
+    assert_eq!(done.exit_code, 0);
+    let adir = attempt_dir(dir.path(), 1);
+    let params = out(&done);
+    assert_eq!(params.get("answer").map(String::as_str), Some("42"));
+    assert_eq!(
+        params.get("who").map(String::as_str),
+        Some("world; rm -rf /")
+    );
+    assert_eq!(params.get("cwd").map(String::as_str), adir.to_str());
+    assert_eq!(done.log_path, adir.join("task.log").display().to_string());
+    let log = std::fs::read_to_string(adir.join("task.log")).unwrap();
+    assert!(log.starts_with("hello world; rm -rf /\n"), "{log}");
+    // Acknowledged reports leave the outbox.
+    let outbox = dir.path().join("outbox");
+    wait_until("the outbox is empty", || {
+        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    })
+    .await;
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn failing_task_reports_its_exit_code_and_python_tasks_run() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+
+    assert!(
+        dispatch(&mut c, shell(1, master.epoch(), "echo oops >&2\nexit 3"))
+            .await
+            .accepted
+    );
+    let mut py = shell(
+        2,
+        master.epoch(),
+        "import os\nx = ${n} * 2\nprint('$' + '{setValue(doubled=%d)}' % x)\nprint('$' + '{setValue(env=' + os.environ['n'] + ')}')\n",
+    );
+    py.task_type = "PYTHON".into();
+    py.params = vec![param("n", "21")];
+    assert!(dispatch(&mut c, py).await.accepted);
+
+    let failed = master.wait_terminal(1).await;
+    assert_eq!(failed.kind(), TaskEventKind::Failure);
+    assert_eq!(failed.exit_code, 3);
+    let log = std::fs::read_to_string(attempt_dir(dir.path(), 1).join("task.log")).unwrap();
+    assert_eq!(log, "oops\n");
+
+    let py_done = master.wait_terminal(2).await;
+    assert_eq!(py_done.kind(), TaskEventKind::Success, "{py_done:?}");
+    let params = out(&py_done);
+    assert_eq!(params.get("doubled").map(String::as_str), Some("42"));
+    assert_eq!(params.get("env").map(String::as_str), Some("21"));
+    assert!(attempt_dir(dir.path(), 2).join("task.py").exists());
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_process_group() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+
+    let mut task = shell(1, master.epoch(), "sleep 60 &\necho $! > bg.pid\nwait\n");
+    task.timeout_ms = 300;
+    assert!(dispatch(&mut c, task).await.accepted);
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Timeout, "{ev:?}");
+    let bg: i32 = std::fs::read_to_string(attempt_dir(dir.path(), 1).join("bg.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until("the background child is gone", || process_gone(bg)).await;
+    assert!(process_gone(running.pid as i32));
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn kill_task_kills_and_reports_killed() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+
+    assert!(
+        dispatch(&mut c, shell(1, master.epoch(), "sleep 60"))
+            .await
+            .accepted
+    );
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    let kill = |tiid| KillTaskRequest {
+        task_instance_id: tiid,
+        attempt: 1,
+        epoch: master.epoch(),
+    };
+    assert!(c.kill_task(kill(1)).await.unwrap().into_inner().found);
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Killed, "{ev:?}");
+    assert!(process_gone(running.pid as i32));
+    // Unknown or finished attempts are not found.
+    assert!(!c.kill_task(kill(99)).await.unwrap().into_inner().found);
+    assert!(!c.kill_task(kill(1)).await.unwrap().into_inner().found);
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn duplicate_dispatch_starts_once_even_after_a_restart() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("count");
+    let mut task = shell(1, master.epoch(), "echo run >> \"${count_file}\"");
+    task.params = vec![param("count_file", counter.to_str().unwrap())];
+
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    let (mut c1, mut c2) = (c.clone(), c.clone());
+    let (a, b) = tokio::join!(
+        dispatch(&mut c1, task.clone()),
+        dispatch(&mut c2, task.clone())
+    );
+    assert!(a.accepted && b.accepted);
+    master.wait_terminal(1).await;
+    assert!(dispatch(&mut c, task.clone()).await.accepted);
+    worker.shutdown(false).await;
+
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    assert!(dispatch(&mut c, task.clone()).await.accepted);
+    // A later task on the same worker ran to its end: the duplicates would have too.
+    assert!(
+        dispatch(&mut c, shell(2, master.epoch(), "true"))
+            .await
+            .accepted
+    );
+    master.wait_terminal(2).await;
+    assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
+    let terminals = master
+        .events()
+        .iter()
+        .filter(|e| e.task_instance_id == 1 && e.seq == 2)
+        .count();
+    assert_eq!(terminals, 1);
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn stale_epoch_and_full_worker_are_refused() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.slots = 1;
+    let worker = start_worker(cfg, &reg).await;
+    let mut c = client(&worker).await;
+    let epoch = master.epoch();
+
+    let first = dispatch(&mut c, shell(1, epoch + 1, "sleep 60")).await;
+    assert!(first.accepted, "{}", first.reason);
+    let full = dispatch(&mut c, shell(2, epoch + 1, "true")).await;
+    assert!(!full.accepted);
+    assert!(full.reason.contains("ORCA-WORKER-FULL"), "{}", full.reason);
+    let stale = dispatch(&mut c, shell(3, epoch, "true")).await;
+    assert!(!stale.accepted);
+    assert!(
+        stale.reason.contains("ORCA-WORKER-STALE-EPOCH"),
+        "{}",
+        stale.reason
+    );
+    assert!(!attempt_dir(dir.path(), 2).exists() && !attempt_dir(dir.path(), 3).exists());
+    let listed = c
+        .list_attempts(ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.worker_id, worker.id());
+    assert_eq!(listed.attempts.len(), 1);
+    assert_eq!(listed.attempts[0].epoch, epoch + 1);
+    assert_eq!(reg.workers().await.unwrap()[0].running, 1);
+    worker.shutdown(true).await;
+    // Shutdown with kill_tasks ends the task and deregisters.
+    assert!(reg.workers().await.unwrap().is_empty());
+    assert_eq!(master.wait_terminal(1).await.kind(), TaskEventKind::Killed);
+}
+
+#[tokio::test]
+async fn reports_are_retried_until_acknowledged() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    assert!(
+        dispatch(&mut c, shell(1, master.epoch(), "true"))
+            .await
+            .accepted
+    );
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Success);
+    master.wait_event(1, TaskEventKind::Running).await;
+    assert_eq!(master.refused(), 3);
+    let outbox = dir.path().join("outbox");
+    wait_until("the outbox is empty", || {
+        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    })
+    .await;
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn worker_restarted_mid_task_adopts_it_and_reports_its_end() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("release");
+    make_fifo(&fifo);
+    let mut task = shell(
+        1,
+        master.epoch(),
+        "echo before\nread line < \"${fifo}\"\necho \"#{setValue(got=$line)}\"\nexit 0\n",
+    );
+    task.params = vec![param("fifo", fifo.to_str().unwrap())];
+
+    let a = start_worker(config(dir.path()), &reg).await;
+    let id = a.id().to_string();
+    assert!(dispatch(&mut client(&a).await, task).await.accepted);
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    a.shutdown(false).await;
+
+    let b = start_worker(config(dir.path()), &reg).await;
+    assert_eq!(b.id(), id, "the id is kept in the data dir");
+    let mut c = client(&b).await;
+    let listed = c
+        .list_attempts(ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.attempts.len(), 1);
+    assert_eq!(listed.attempts[0].state(), AttemptState::Running);
+    assert_eq!(listed.attempts[0].pid, running.pid);
+    assert_eq!(reg.workers().await.unwrap()[0].running, 1);
+
+    release(&fifo).await;
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Success, "{ev:?}");
+    assert_eq!(out(&ev).get("got").map(String::as_str), Some("go"));
+    assert_eq!(ev.worker_id, id);
+    let listed = c
+        .list_attempts(ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.attempts[0].state(), AttemptState::Finished);
+    b.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn task_gone_while_the_worker_was_down_is_reported_lost() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_worker(config(dir.path()), &reg).await;
+    assert!(
+        dispatch(&mut client(&a).await, shell(1, master.epoch(), "sleep 60"))
+            .await
+            .accepted
+    );
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    a.shutdown(false).await;
+    // The task dies without its wrapper writing an exit code.
+    // SAFETY: plain kill(2) of the task's own process group.
+    assert_eq!(
+        unsafe { libc::kill(-(running.pid as i32), libc::SIGKILL) },
+        0
+    );
+    wait_until("the task is gone", || process_gone(running.pid as i32)).await;
+
+    let b = start_worker(config(dir.path()), &reg).await;
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Failure);
+    assert_eq!(
+        ev.message,
+        "lost: worker restarted and the task process is gone"
+    );
+    b.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn outbox_is_resent_after_a_restart_when_the_master_was_down() {
+    let reg = MemoryRegistry::new();
+    // The leader is registered but nothing listens at its address yet.
+    let port = free_port();
+    let dead = reg
+        .campaign(orca_common::registry::MasterInfo {
+            id: "down".into(),
+            addr: format!("http://127.0.0.1:{port}"),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_worker(config(dir.path()), &reg).await;
+    assert!(
+        dispatch(
+            &mut client(&a).await,
+            shell(1, dead.epoch, "echo '${setValue(k=v)}'")
+        )
+        .await
+        .accepted
+    );
+    let adir = attempt_dir(dir.path(), 1);
+    wait_until("the terminal event is in the outbox", || {
+        adir.join("reported").exists()
+    })
+    .await;
+    a.shutdown(false).await;
+    let outbox = dir.path().join("outbox");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2);
+
+    dead.resign();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let b = start_worker(config(dir.path()), &reg).await;
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Success);
+    assert_eq!(out(&ev).get("k").map(String::as_str), Some("v"));
+    master.wait_event(1, TaskEventKind::Running).await;
+    wait_until("the outbox is empty", || {
+        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    })
+    .await;
+    b.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn pending_reports_follow_a_new_leader() {
+    let reg = MemoryRegistry::new();
+    let old = TestMaster::start(&reg, 0, usize::MAX).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    assert!(
+        dispatch(&mut client(&worker).await, shell(1, old.epoch(), "true"))
+            .await
+            .accepted
+    );
+    let adir = attempt_dir(dir.path(), 1);
+    wait_until("the task ended", || adir.join("reported").exists()).await;
+    wait_until("the old leader refused a report", || old.refused() > 0).await;
+    drop(old);
+    let new = TestMaster::start(&reg, 0, 0).await;
+    assert_eq!(new.wait_terminal(1).await.kind(), TaskEventKind::Success);
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn log_streams_with_follow_until_the_task_ends() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("release");
+    make_fifo(&fifo);
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    let mut task = shell(
+        1,
+        master.epoch(),
+        "echo line1\necho line2\nread x < \"${fifo}\"\necho last\n",
+    );
+    task.params = vec![param("fifo", fifo.to_str().unwrap())];
+    assert!(dispatch(&mut c, task).await.accepted);
+    master.wait_event(1, TaskEventKind::Running).await;
+
+    let req = |offset, follow| StreamTaskLogRequest {
+        task_instance_id: 1,
+        attempt: 1,
+        offset,
+        follow,
+    };
+    let mut stream = c.stream_task_log(req(0, true)).await.unwrap().into_inner();
+    let mut text = Vec::new();
+    let mut expect_offset = 0u64;
+    let mut released = false;
+    let collected = tokio::time::timeout(DEADLINE, async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.unwrap();
+            assert_eq!(chunk.offset, expect_offset);
+            expect_offset += chunk.data.len() as u64;
+            text.extend_from_slice(&chunk.data);
+            if !released && text.ends_with(b"line2\n") {
+                released = true;
+                release(&fifo).await;
+            }
+        }
+    })
+    .await;
+    assert!(collected.is_ok(), "follow stream did not end");
+    assert_eq!(String::from_utf8(text).unwrap(), "line1\nline2\nlast\n");
+
+    let rest: Vec<u8> = c
+        .stream_task_log(req(6, false))
+        .await
+        .unwrap()
+        .into_inner()
+        .map(|c| c.unwrap().data)
+        .collect::<Vec<_>>()
+        .await
+        .concat();
+    assert_eq!(rest, b"line2\nlast\n");
+    let missing = c
+        .stream_task_log(StreamTaskLogRequest {
+            task_instance_id: 9,
+            ..req(0, false)
+        })
+        .await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+    worker.shutdown(true).await;
+}
+
+#[tokio::test]
+async fn lease_loss_kills_running_tasks() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    assert!(
+        dispatch(
+            &mut client(&worker).await,
+            shell(1, master.epoch(), "sleep 60")
+        )
+        .await
+        .accepted
+    );
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    // Another registration under the same id takes the lease away.
+    let mut info: WorkerInfo = reg.workers().await.unwrap()[0].clone();
+    info.addr = "http://elsewhere:1".into();
+    let _other = reg.register_worker(info).await.unwrap();
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Killed);
+    assert!(ev.message.contains("lease"), "{}", ev.message);
+    wait_until("the task is gone", || process_gone(running.pid as i32)).await;
+    tokio::time::timeout(Duration::from_secs(10), worker.shutdown(true))
+        .await
+        .unwrap();
+}
