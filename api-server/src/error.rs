@@ -6,7 +6,9 @@ use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing or invalid bearer token; pass `Authorization: Bearer <token>` (the standalone server writes one to <data-dir>/cli.json)")]
+    #[error(
+        "missing or invalid bearer token; pass `Authorization: Bearer <token>` (the standalone server writes one to <data-dir>/cli.json)"
+    )]
     Unauthorized,
     #[error("{what} {id} not found")]
     NotFound { what: &'static str, id: String },

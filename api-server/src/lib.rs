@@ -46,7 +46,11 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> String {
-    state.metrics.as_ref().map(|h| h.render()).unwrap_or_default()
+    state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default()
 }
 
 /// A running API server.
@@ -74,10 +78,14 @@ pub struct BindError {
 pub async fn serve(listen: SocketAddr, state: AppState) -> Result<ApiHandle, BindError> {
     let listener = TcpListener::bind(listen)
         .await
-        .map_err(|source| BindError { addr: listen, source })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| BindError { addr: listen, source })?;
+        .map_err(|source| BindError {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| BindError {
+        addr: listen,
+        source,
+    })?;
     let (tx, mut rx) = watch::channel(false);
     let app = router(state);
     let task = tokio::spawn(async move {

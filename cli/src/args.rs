@@ -6,7 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "orca", version, about = "Orca: a fast workflow scheduler for ML pipelines")]
+#[command(
+    name = "orca",
+    version,
+    about = "Orca: a fast workflow scheduler for ML pipelines"
+)]
 pub struct Cli {
     /// More log output (-v info, -vv debug); ORCA_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

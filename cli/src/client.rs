@@ -62,7 +62,11 @@ impl Client {
         }
     }
 
-    async fn send<T: serde::de::DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<T> {
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<T> {
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -81,13 +85,22 @@ impl Client {
             .with_context(|| format!("{what}: unexpected response"))
     }
 
-    pub async fn apply(&self, spec: &WorkflowSpec, source: &str) -> anyhow::Result<WorkflowSummary> {
+    pub async fn apply(
+        &self,
+        spec: &WorkflowSpec,
+        source: &str,
+    ) -> anyhow::Result<WorkflowSummary> {
         let body = ApplyRequest {
             spec: spec.clone(),
             source: source.to_string(),
         };
-        self.send(self.http.post(format!("{}/workflows", self.base)).json(&body), "apply workflow")
-            .await
+        self.send(
+            self.http
+                .post(format!("{}/workflows", self.base))
+                .json(&body),
+            "apply workflow",
+        )
+        .await
     }
 
     pub async fn trigger(
@@ -96,19 +109,34 @@ impl Client {
         name: &str,
         params: BTreeMap<String, String>,
     ) -> anyhow::Result<TriggerResponse> {
-        let body = TriggerRequest { params, version: None };
-        let url = format!("{}/workflows/{}/{}/runs", self.base, enc(project), enc(name));
-        self.send(self.http.post(url).json(&body), "trigger run").await
+        let body = TriggerRequest {
+            params,
+            version: None,
+        };
+        let url = format!(
+            "{}/workflows/{}/{}/runs",
+            self.base,
+            enc(project),
+            enc(name)
+        );
+        self.send(self.http.post(url).json(&body), "trigger run")
+            .await
     }
 
     pub async fn command(&self, id: i64) -> anyhow::Result<CommandRow> {
-        self.send(self.http.get(format!("{}/commands/{id}", self.base)), "read command")
-            .await
+        self.send(
+            self.http.get(format!("{}/commands/{id}", self.base)),
+            "read command",
+        )
+        .await
     }
 
     pub async fn run(&self, id: i64) -> anyhow::Result<RunDetail> {
-        self.send(self.http.get(format!("{}/runs/{id}", self.base)), "read run")
-            .await
+        self.send(
+            self.http.get(format!("{}/runs/{id}", self.base)),
+            "read run",
+        )
+        .await
     }
 
     pub async fn task_log(&self, ti: i64) -> anyhow::Result<String> {

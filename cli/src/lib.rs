@@ -16,7 +16,10 @@ use args::{Cli, Command};
 pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, matches!(cli.command, Command::Standalone(_)));
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -156,7 +156,9 @@ async fn wait_for_instance(client: &Client, command_id: i64) -> anyhow::Result<i
             return Ok(id);
         }
         if Instant::now() > deadline {
-            bail!("command {command_id} was not picked up by a master within 60 s — is a master running?");
+            bail!(
+                "command {command_id} was not picked up by a master within 60 s — is a master running?"
+            );
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(200));
@@ -184,8 +186,8 @@ fn print_progress(started: Instant, t: &orca_store::TaskInstanceRow) {
     );
 }
 
-/// One line per task: its last attempt.
-pub fn print_summary(detail: &RunDetail) {
+/// The last attempt of each task.
+fn last_attempts(detail: &RunDetail) -> Vec<&orca_store::TaskInstanceRow> {
     let mut last: BTreeMap<&str, &orca_store::TaskInstanceRow> = BTreeMap::new();
     for t in &detail.tasks {
         let e = last.entry(&t.task_name).or_insert(t);
@@ -193,7 +195,12 @@ pub fn print_summary(detail: &RunDetail) {
             *e = t;
         }
     }
-    let mut rows: Vec<_> = last.into_values().collect();
+    last.into_values().collect()
+}
+
+/// One line per task: its last attempt.
+pub fn print_summary(detail: &RunDetail) {
+    let mut rows = last_attempts(detail);
     rows.sort_by_key(|t| t.id);
     println!(
         "{:<24} {:>8} {:<16} {:>10} {:>6}  TASK INSTANCE",
@@ -204,25 +211,38 @@ pub fn print_summary(detail: &RunDetail) {
             (Some(s), Some(e)) => format!("{:.3}s", (e - s).num_milliseconds() as f64 / 1000.0),
             _ => "-".into(),
         };
-        let exit = t.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        let exit = t
+            .exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<24} {:>8} {:<16} {:>10} {:>6}  {}",
-            t.task_name, t.attempt, t.state.as_str(), dur, exit, t.id
+            t.task_name,
+            t.attempt,
+            t.state.as_str(),
+            dur,
+            exit,
+            t.id
         );
     }
     println!("workflow state: {}", detail.instance.state);
 }
 
+/// Prints the log tail of each task whose last attempt failed.
 async fn print_failed_logs(client: &Client, detail: &RunDetail) {
-    for t in &detail.tasks {
-        if matches!(t.state, TaskState::Failure | TaskState::Timeout) && t.worker_addr.is_some() {
-            if let Ok(log) = client.task_log(t.id).await {
-                let lines: Vec<&str> = log.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(20)..];
-                eprintln!("--- last lines of {} attempt {} (task instance {}) ---", t.task_name, t.attempt, t.id);
-                for l in tail {
-                    eprintln!("{l}");
-                }
+    for t in last_attempts(detail) {
+        if !matches!(t.state, TaskState::Failure | TaskState::Timeout) || t.worker_addr.is_none() {
+            continue;
+        }
+        if let Ok(log) = client.task_log(t.id).await {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(20)..];
+            eprintln!(
+                "--- last lines of {} attempt {} (task instance {}) ---",
+                t.task_name, t.attempt, t.id
+            );
+            for l in tail {
+                eprintln!("{l}");
             }
         }
     }

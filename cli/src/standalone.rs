@@ -34,7 +34,8 @@ pub struct Standalone {
 }
 
 fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> = OnceLock::new();
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
     HANDLE
         .get_or_init(|| {
             metrics_exporter_prometheus::PrometheusBuilder::new()
@@ -130,7 +131,13 @@ async fn ensure_token(store: &Store, data_dir: &Path, url: &str) -> anyhow::Resu
         .ok()
         .and_then(|t| serde_json::from_str::<CliCredentials>(&t).ok());
     let (token, created) = match existing {
-        Some(c) if store.api_token_exists(&orca_api::auth::hash_token(&c.token)).await? => (c.token, false),
+        Some(c)
+            if store
+                .api_token_exists(&orca_api::auth::hash_token(&c.token))
+                .await? =>
+        {
+            (c.token, false)
+        }
         _ => {
             let token = orca_api::auth::generate_token();
             store
@@ -174,18 +181,29 @@ pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     })
     .await?;
     println!("orca standalone is up");
-    println!("  API        {}   (health: {}/health, metrics: {}/metrics)", s.url, s.url, s.url);
+    println!(
+        "  API        {}   (health: {}/health, metrics: {}/metrics)",
+        s.url, s.url, s.url
+    );
     println!("  master     gRPC {}", s.master_addr);
     println!("  worker     gRPC {}", s.worker_addr);
     println!("  data dir   {}", args.data_dir.display());
     if s.token_created {
-        println!("  admin token (shown once; also kept for the local CLI in {}/{CREDENTIALS_FILE}, mode 0600):", args.data_dir.display());
+        println!(
+            "  admin token (shown once; also kept for the local CLI in {}/{CREDENTIALS_FILE}, mode 0600):",
+            args.data_dir.display()
+        );
         println!("    {}", s.token);
     } else {
-        println!("  admin token: kept in {}/{CREDENTIALS_FILE}", args.data_dir.display());
+        println!(
+            "  admin token: kept in {}/{CREDENTIALS_FILE}",
+            args.data_dir.display()
+        );
     }
     println!("Ctrl-C stops it.");
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     println!("stopping…");
     s.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -41,10 +41,18 @@ async fn start(c: &Client, yaml: &str, params: &[(&str, &str)]) -> i64 {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    let trig = c.trigger(&wf.project, &wf.name, params).await.expect("trigger");
+    let trig = c
+        .trigger(&wf.project, &wf.name, params)
+        .await
+        .expect("trigger");
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if let Some(id) = c.command(trig.command_id).await.expect("command").workflow_instance_id {
+        if let Some(id) = c
+            .command(trig.command_id)
+            .await
+            .expect("command")
+            .workflow_instance_id
+        {
             return id;
         }
         assert!(Instant::now() < deadline, "command never consumed");
@@ -60,13 +68,19 @@ async fn wait_run(c: &Client, id: i64, what: &str, pred: impl Fn(&RunDetail) -> 
         if pred(&d) {
             return d;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {d:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {d:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
 async fn finish(c: &Client, id: i64) -> RunDetail {
-    wait_run(c, id, "the run to finish", |d| d.instance.state.is_terminal()).await
+    wait_run(c, id, "the run to finish", |d| {
+        d.instance.state.is_terminal()
+    })
+    .await
 }
 
 fn attempts<'a>(d: &'a RunDetail, task: &str) -> Vec<&'a orca_store::TaskInstanceRow> {
@@ -91,10 +105,18 @@ async fn run_example(file: &str) -> (RunDetail, Client, Standalone, tempfile::Te
     let spec = orca_common::workflow::parse_workflow_file(&path).expect("example parses");
     let source = std::fs::read_to_string(&path).unwrap();
     let wf = c.apply(&spec, &source).await.unwrap();
-    let trig = c.trigger(&wf.project, &wf.name, BTreeMap::new()).await.unwrap();
+    let trig = c
+        .trigger(&wf.project, &wf.name, BTreeMap::new())
+        .await
+        .unwrap();
     let deadline = Instant::now() + DEADLINE;
     let id = loop {
-        if let Some(id) = c.command(trig.command_id).await.unwrap().workflow_instance_id {
+        if let Some(id) = c
+            .command(trig.command_id)
+            .await
+            .unwrap()
+            .workflow_instance_id
+        {
             break id;
         }
         assert!(Instant::now() < deadline);
@@ -109,12 +131,19 @@ async fn quickstart_example_succeeds_with_one_retry_and_passes_parameters() {
     let (d, c, s, _dir) = run_example("quickstart.yaml").await;
     assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
     let flaky = attempts(&d, "flaky_load");
-    assert_eq!(flaky.len(), 2, "flaky_load fails once then succeeds: {flaky:#?}");
+    assert_eq!(
+        flaky.len(),
+        2,
+        "flaky_load fails once then succeeds: {flaky:#?}"
+    );
     assert_eq!(flaky[0].state, TaskState::Failure);
     assert_eq!(flaky[1].state, TaskState::Success);
     let shell = attempts(&d, "transform_shell")[0];
     let log = c.task_log(shell.id).await.unwrap();
-    assert!(log.contains("hello from shell: extract produced 42 rows"), "{log}");
+    assert!(
+        log.contains("hello from shell: extract produced 42 rows"),
+        "{log}"
+    );
     let py = attempts(&d, "transform_python")[0];
     let log = c.task_log(py.id).await.unwrap();
     assert!(log.contains("python doubles the rows: 84"), "{log}");
@@ -129,7 +158,11 @@ async fn ml_pipeline_example_succeeds() {
     let (d, c, s, _dir) = run_example("ml-pipeline.yaml").await;
     if d.instance.state != WorkflowState::Success {
         for t in &d.tasks {
-            eprintln!("--- {} ---\n{}", t.task_name, c.task_log(t.id).await.unwrap_or_default());
+            eprintln!(
+                "--- {} ---\n{}",
+                t.task_name,
+                c.task_log(t.id).await.unwrap_or_default()
+            );
         }
     }
     assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
@@ -158,9 +191,18 @@ tasks:
     let d = finish(&c, id).await;
     assert_eq!(d.instance.state, WorkflowState::Failure);
     let bad = attempts(&d, "bad");
-    assert_eq!(bad.iter().map(|t| t.attempt).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert!(bad.iter().all(|t| t.state == TaskState::Failure && t.exit_code == Some(3)));
-    assert!(attempts(&d, "after").is_empty(), "downstream of a failed task never runs");
+    assert_eq!(
+        bad.iter().map(|t| t.attempt).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert!(
+        bad.iter()
+            .all(|t| t.state == TaskState::Failure && t.exit_code == Some(3))
+    );
+    assert!(
+        attempts(&d, "after").is_empty(),
+        "downstream of a failed task never runs"
+    );
     s.shutdown().await;
 }
 
@@ -183,7 +225,10 @@ tasks:
     let d = finish(&c, id).await;
     assert_eq!(d.instance.state, WorkflowState::Failure);
     assert_eq!(last_state(&d, "slow"), Some(TaskState::Timeout));
-    assert!(started.elapsed() < Duration::from_secs(30), "killed long before sleep 60 ends");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "killed long before sleep 60 ends"
+    );
     s.shutdown().await;
 }
 
@@ -234,8 +279,14 @@ tasks:
     let d = finish(&c, id).await;
     assert_eq!(d.instance.state, WorkflowState::Failure, "{d:#?}");
     assert_eq!(last_state(&d, "child_of_ok"), Some(TaskState::Success));
-    assert_eq!(last_state(&d, "child_of_failed"), Some(TaskState::UpstreamFailed));
-    assert_eq!(last_state(&d, "grandchild"), Some(TaskState::UpstreamFailed));
+    assert_eq!(
+        last_state(&d, "child_of_failed"),
+        Some(TaskState::UpstreamFailed)
+    );
+    assert_eq!(
+        last_state(&d, "grandchild"),
+        Some(TaskState::UpstreamFailed)
+    );
     s.shutdown().await;
 }
 
@@ -274,9 +325,15 @@ tasks:
     let log = c.task_log(attempts(&d, "produce")[0].id).await.unwrap();
     assert!(log.contains(&format!("quoted={evil}")), "{log}");
     assert!(log.contains(&format!("unquoted={evil}")), "{log}");
-    assert!(log.contains("who=start"), "start-time params override globals: {log}");
+    assert!(
+        log.contains("who=start"),
+        "start-time params override globals: {log}"
+    );
     let log = c.task_log(attempts(&d, "consume")[0].id).await.unwrap();
-    assert!(log.contains(&format!("made=by produce|evil={evil}")), "{log}");
+    assert!(
+        log.contains(&format!("made=by produce|evil={evil}")),
+        "{log}"
+    );
     assert!(!pwned.exists(), "a parameter value ran as shell code");
     s.shutdown().await;
 }
@@ -314,7 +371,10 @@ tasks:
     assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
     let runs = attempts(&d, "across_restart");
     assert_eq!(runs.len(), 1, "adopted, not run twice: {runs:#?}");
-    assert_eq!(runs[0].out_params.get("seen").map(String::as_str), Some("yes"));
+    assert_eq!(
+        runs[0].out_params.get("seen").map(String::as_str),
+        Some("yes")
+    );
     let log = c.task_log(attempts(&d, "after")[0].id).await.unwrap();
     assert!(log.contains("after=yes"), "{log}");
     s.shutdown().await;
@@ -330,7 +390,10 @@ async fn the_api_refuses_requests_without_a_valid_token() {
     let creds = orca::client::read_credentials(dir.path()).unwrap();
     assert_eq!(creds.token, s.token);
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(dir.path().join("cli.json")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join("cli.json"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     s.shutdown().await;
 }

@@ -73,9 +73,7 @@ impl WorkerSelector {
                 self.rr = self.rr.wrapping_add(1);
                 eligible.get(self.rr % eligible.len()).copied()
             }
-            Policy::Random => eligible
-                .get(rand::random_range(0..eligible.len()))
-                .copied(),
+            Policy::Random => eligible.get(rand::random_range(0..eligible.len())).copied(),
         };
         if let Some(w) = pick {
             *self.assigned.entry(w.id.clone()).or_default() += 1;
@@ -113,7 +111,10 @@ pub struct WorkerClients {
 }
 
 impl WorkerClients {
-    pub fn client(&self, addr: &str) -> Result<WorkerServiceClient<Channel>, tonic::transport::Error> {
+    pub fn client(
+        &self,
+        addr: &str,
+    ) -> Result<WorkerServiceClient<Channel>, tonic::transport::Error> {
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ch) = map.get(addr) {
             return Ok(WorkerServiceClient::new(ch.clone()));

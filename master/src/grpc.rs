@@ -30,9 +30,13 @@ impl MasterService for MasterGrpc {
             .read()
             .map_err(|_| Status::internal("leader slot poisoned"))?
             .clone()
-            .ok_or_else(|| Status::unavailable("ORCA-MASTER-NOT-LEADER: this master is not the leader"))?;
+            .ok_or_else(|| {
+                Status::unavailable("ORCA-MASTER-NOT-LEADER: this master is not the leader")
+            })?;
         match engine.report(event).await {
-            Ok(_) => Ok(Response::new(ReportTaskEventResponse { acknowledged: true })),
+            Ok(_) => Ok(Response::new(ReportTaskEventResponse {
+                acknowledged: true,
+            })),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
     }

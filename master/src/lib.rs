@@ -63,10 +63,10 @@ impl MasterHandle {
 
     /// Wakes the engine to consume new commands (no-op on a standby).
     pub fn nudge(&self) {
-        if let Ok(slot) = self.leader.read() {
-            if let Some(engine) = slot.as_ref() {
-                engine.nudge();
-            }
+        if let Ok(slot) = self.leader.read()
+            && let Some(engine) = slot.as_ref()
+        {
+            engine.nudge();
         }
     }
 
@@ -74,10 +74,10 @@ impl MasterHandle {
     pub fn nudger(&self) -> Arc<dyn Fn() + Send + Sync> {
         let leader = self.leader.clone();
         Arc::new(move || {
-            if let Ok(slot) = leader.read() {
-                if let Some(engine) = slot.as_ref() {
-                    engine.nudge();
-                }
+            if let Ok(slot) = leader.read()
+                && let Some(engine) = slot.as_ref()
+            {
+                engine.nudge();
             }
         })
     }

@@ -36,7 +36,10 @@ impl WorkerService for ScriptedWorker {
             reason: String::new(),
         }))
     }
-    async fn kill_task(&self, _: Request<KillTaskRequest>) -> Result<Response<KillTaskResponse>, Status> {
+    async fn kill_task(
+        &self,
+        _: Request<KillTaskRequest>,
+    ) -> Result<Response<KillTaskResponse>, Status> {
         Ok(Response::new(KillTaskResponse { found: false }))
     }
     type StreamTaskLogStream = tokio_stream::Empty<Result<LogChunk, Status>>;
@@ -64,9 +67,12 @@ struct Harness {
 
 async fn harness() -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!("sqlite://{}/orca.db?mode=rwc", dir.path().display()))
-        .await
-        .unwrap();
+    let store = Store::connect(&format!(
+        "sqlite://{}/orca.db?mode=rwc",
+        dir.path().display()
+    ))
+    .await
+    .unwrap();
     let registry = Arc::new(MemoryRegistry::new());
     let (tx, rx) = mpsc::unbounded_channel();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -137,7 +143,7 @@ fn event(d: &TaskDispatch, seq: u64, kind: TaskEventKind) -> ReportTaskEventRequ
             seq,
             kind: kind as i32,
             exit_code: 0,
-            event_time_ms: chrono::Utc::now().timestamp_millis(),
+            event_time_us: chrono::Utc::now().timestamp_micros(),
             out_params: Default::default(),
             worker_id: "scripted".into(),
             message: String::new(),
@@ -148,7 +154,10 @@ fn event(d: &TaskDispatch, seq: u64, kind: TaskEventKind) -> ReportTaskEventRequ
 }
 
 async fn report(h: &mut Harness, req: ReportTaskEventRequest) -> Result<bool, Status> {
-    h.client.report_task_event(req).await.map(|r| r.into_inner().acknowledged)
+    h.client
+        .report_task_event(req)
+        .await
+        .map(|r| r.into_inner().acknowledged)
 }
 
 const CHAIN: &str = r#"
@@ -166,29 +175,74 @@ async fn out_of_order_duplicate_stale_and_unknown_reports() {
     assert_eq!(a.task_name, "a");
 
     // Terminal event first (its RUNNING is late): applied, b is dispatched.
-    assert!(report(&mut h, event(&a, 2, TaskEventKind::Success)).await.unwrap());
+    assert!(
+        report(&mut h, event(&a, 2, TaskEventKind::Success))
+            .await
+            .unwrap()
+    );
     let b = next_dispatch(&mut h).await;
     assert_eq!(b.task_name, "b");
     // The late RUNNING and a duplicate SUCCESS are acknowledged without effect.
-    assert!(report(&mut h, event(&a, 1, TaskEventKind::Running)).await.unwrap());
-    assert!(report(&mut h, event(&a, 2, TaskEventKind::Failure)).await.unwrap());
+    assert!(
+        report(&mut h, event(&a, 1, TaskEventKind::Running))
+            .await
+            .unwrap()
+    );
+    assert!(
+        report(&mut h, event(&a, 2, TaskEventKind::Failure))
+            .await
+            .unwrap()
+    );
     // A report for an attempt that does not exist, and for an unknown task instance.
     let mut stale = a.clone();
     stale.attempt = 7;
-    assert!(report(&mut h, event(&stale, 3, TaskEventKind::Failure)).await.unwrap());
+    assert!(
+        report(&mut h, event(&stale, 3, TaskEventKind::Failure))
+            .await
+            .unwrap()
+    );
     let mut unknown = a.clone();
     unknown.task_instance_id = 999_999;
-    assert!(report(&mut h, event(&unknown, 1, TaskEventKind::Failure)).await.unwrap());
+    assert!(
+        report(&mut h, event(&unknown, 1, TaskEventKind::Failure))
+            .await
+            .unwrap()
+    );
 
-    assert!(report(&mut h, event(&b, 1, TaskEventKind::Running)).await.unwrap());
-    assert!(report(&mut h, event(&b, 2, TaskEventKind::Success)).await.unwrap());
+    assert!(
+        report(&mut h, event(&b, 1, TaskEventKind::Running))
+            .await
+            .unwrap()
+    );
+    assert!(
+        report(&mut h, event(&b, 2, TaskEventKind::Success))
+            .await
+            .unwrap()
+    );
 
-    let inst = h.store.workflow_instance(a.workflow_instance_id).await.unwrap().unwrap();
+    let inst = h
+        .store
+        .workflow_instance(a.workflow_instance_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(inst.state, WorkflowState::Success);
-    let rows = h.store.task_instances(a.workflow_instance_id).await.unwrap();
-    assert_eq!(rows.len(), 2, "one attempt each, nothing dispatched twice: {rows:#?}");
+    let rows = h
+        .store
+        .task_instances(a.workflow_instance_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        2,
+        "one attempt each, nothing dispatched twice: {rows:#?}"
+    );
     let row_a = rows.iter().find(|r| r.task_name == "a").unwrap();
-    assert_eq!(row_a.state, TaskState::Success, "the duplicate FAILURE had no effect");
+    assert_eq!(
+        row_a.state,
+        TaskState::Success,
+        "the duplicate FAILURE had no effect"
+    );
     assert_eq!(row_a.last_seq, 2);
     assert!(h.dispatched.try_recv().is_err(), "no extra dispatch");
     h.master.shutdown().await;
@@ -202,9 +256,20 @@ async fn a_deposed_leader_cannot_write() {
     // Another leader takes over in the store.
     h.store.claim_epoch(1_000, "usurper").await.unwrap();
     let res = report(&mut h, event(&a, 2, TaskEventKind::Success)).await;
-    assert!(res.is_err(), "a fenced master must not acknowledge: {res:?}");
-    let rows = h.store.task_instances(a.workflow_instance_id).await.unwrap();
+    assert!(
+        res.is_err(),
+        "a fenced master must not acknowledge: {res:?}"
+    );
+    let rows = h
+        .store
+        .task_instances(a.workflow_instance_id)
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1, "no successor was created: {rows:#?}");
-    assert_ne!(rows[0].state, TaskState::Success, "the fenced write did not land");
+    assert_ne!(
+        rows[0].state,
+        TaskState::Success,
+        "the fenced write did not land"
+    );
     h.master.shutdown().await;
 }

@@ -56,7 +56,7 @@ pub(crate) struct StoredEvent {
     /// Proto enum name without prefix: RUNNING, SUCCESS, FAILURE, KILLED, TIMEOUT.
     pub kind: String,
     pub exit_code: i32,
-    pub event_time_ms: i64,
+    pub event_time_us: i64,
     #[serde(default)]
     pub out_params: BTreeMap<String, String>,
     pub worker_id: String,
@@ -98,7 +98,7 @@ impl From<&TaskEvent> for StoredEvent {
             seq: e.seq,
             kind: kind_name(e.kind()).to_string(),
             exit_code: e.exit_code,
-            event_time_ms: e.event_time_ms,
+            event_time_us: e.event_time_us,
             out_params: e
                 .out_params
                 .iter()
@@ -120,7 +120,7 @@ impl From<StoredEvent> for TaskEvent {
             seq: s.seq,
             kind: 0,
             exit_code: s.exit_code,
-            event_time_ms: s.event_time_ms,
+            event_time_us: s.event_time_us,
             out_params: s.out_params.into_iter().collect(),
             worker_id: s.worker_id,
             message: s.message,
@@ -144,7 +144,7 @@ mod tests {
             seq: 2,
             kind: 0,
             exit_code: 3,
-            event_time_ms: 1234,
+            event_time_us: 1234,
             out_params: [("a".to_string(), "1".to_string())].into_iter().collect(),
             worker_id: "w".into(),
             message: "m".into(),

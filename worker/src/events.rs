@@ -27,7 +27,7 @@ fn base(worker_id: &str, key: AttemptKey, seq: u64, kind: TaskEventKind) -> Task
         task_instance_id: key.task_instance_id,
         attempt: key.attempt,
         seq,
-        event_time_ms: now_ms(),
+        event_time_us: chrono::Utc::now().timestamp_micros(),
         worker_id: worker_id.to_string(),
         ..Default::default()
     };

@@ -17,6 +17,8 @@
 //! shell, and everything the worker must remember is in the attempt dir, so
 //! a worker can crash or restart while tasks run and pick them up again.
 
+#![warn(missing_docs)]
+
 mod attempts;
 mod convert;
 mod error;
@@ -141,11 +143,12 @@ impl WorkerHandle {
                     );
                 }
             }
-            if let Some(lease) = w.lease() {
-                lease.revoke();
-            }
         }
+        // Stop the lease watcher first: revoking is not a lost lease.
         w.cancel.cancel();
+        if kill_tasks && let Some(lease) = w.lease() {
+            lease.revoke();
+        }
         let mut server = self.server;
         match tokio::time::timeout(SHUTDOWN_SLACK, &mut server).await {
             Ok(Ok(Ok(()))) => {}

@@ -84,9 +84,12 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         attempt: rec.attempt,
     };
     if dir.join(REPORTED_FILE).exists() {
+        // Listed: its terminal event may still sit unacknowledged in the
+        // outbox, and a master that did not see the attempt listed would
+        // fail it over and run the task a second time.
         worker
             .attempts
-            .insert_recovered(key, dir.to_path_buf(), rec.epoch, Phase::Finished, false);
+            .insert_recovered(key, dir.to_path_buf(), rec.epoch, Phase::Finished, true);
         out.known += 1;
         return Ok(());
     }

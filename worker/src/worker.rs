@@ -160,6 +160,8 @@ pub(crate) async fn watch_leader_epoch(
 /// tasks of a lost worker over, and no two attempts of one task may run.
 pub(crate) async fn watch_lease(worker: Arc<Worker>, mut lost: tokio::sync::watch::Receiver<bool>) {
     let lost_now = tokio::select! {
+        // A revoke during shutdown (after cancel) is not a lost lease.
+        biased;
         _ = worker.cancel.cancelled() => return,
         r = lost.wait_for(|l| *l) => r.is_ok(),
     };

@@ -45,10 +45,14 @@ pub async fn task_log(
     Path(id): Path<i64>,
     Query(q): Query<LogQuery>,
 ) -> Result<String, ApiError> {
-    let ti = state.store.task_instance(id).await?.ok_or(ApiError::NotFound {
-        what: "task instance",
-        id: id.to_string(),
-    })?;
+    let ti = state
+        .store
+        .task_instance(id)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "task instance",
+            id: id.to_string(),
+        })?;
     let Some(addr) = ti.worker_addr.clone() else {
         return Err(ApiError::NotFound {
             what: "log of task instance (it never reached a worker)",
@@ -59,11 +63,11 @@ pub async fn task_log(
         Ok(text) => Ok(text),
         Err(worker_err) => {
             // Same host (standalone): the worker's file is readable directly.
-            if let Some(path) = &ti.log_path {
-                if let Ok(bytes) = tokio::fs::read(path).await {
-                    let start = (q.offset as usize).min(bytes.len());
-                    return Ok(String::from_utf8_lossy(&bytes[start..]).into_owned());
-                }
+            if let Some(path) = &ti.log_path
+                && let Ok(bytes) = tokio::fs::read(path).await
+            {
+                let start = (q.offset as usize).min(bytes.len());
+                return Ok(String::from_utf8_lossy(&bytes[start..]).into_owned());
             }
             Err(worker_err)
         }
@@ -86,14 +90,17 @@ async fn read_from_worker(
             follow: false,
         })
         .await
-        .map_err(|s| ApiError::Unavailable(format!("worker {addr} cannot serve the log of task instance {ti}: {}", s.message())))?
+        .map_err(|s| {
+            ApiError::Unavailable(format!(
+                "worker {addr} cannot serve the log of task instance {ti}: {}",
+                s.message()
+            ))
+        })?
         .into_inner();
     let mut out = Vec::new();
-    while let Some(chunk) = stream
-        .message()
-        .await
-        .map_err(|s| ApiError::Unavailable(format!("log stream from {addr} broke: {}", s.message())))?
-    {
+    while let Some(chunk) = stream.message().await.map_err(|s| {
+        ApiError::Unavailable(format!("log stream from {addr} broke: {}", s.message()))
+    })? {
         out.extend_from_slice(&chunk.data);
     }
     Ok(String::from_utf8_lossy(&out).into_owned())

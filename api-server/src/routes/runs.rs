@@ -95,7 +95,12 @@ pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<WorkflowInstanceRow>>, ApiError> {
-    Ok(Json(state.store.list_workflow_instances(q.limit.min(1000)).await?))
+    Ok(Json(
+        state
+            .store
+            .list_workflow_instances(q.limit.min(1000))
+            .await?,
+    ))
 }
 
 /// A run with all its task attempts.

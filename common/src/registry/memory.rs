@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::{Notify, watch};
 
-use super::{
-    LeaderInfo, Leadership, MasterInfo, Registry, RegistryError, WorkerInfo, WorkerLease,
-};
+use super::{LeaderInfo, Leadership, MasterInfo, Registry, RegistryError, WorkerInfo, WorkerLease};
 
 #[derive(Default)]
 struct Inner {

@@ -300,7 +300,11 @@ impl Engine {
             .await
             .map_err(MasterError::from_store)?;
         metrics::histogram!("orca_master_commit_seconds").record(started.elapsed().as_secs_f64());
-        debug!(writes = n, elapsed_us = started.elapsed().as_micros() as u64, "committed");
+        debug!(
+            writes = n,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "committed"
+        );
         for ((wf, t), id) in inserts.into_iter().zip(ids) {
             self.by_ti.insert(id, (wf, t));
             if let Some(run) = self.runs.get_mut(&wf) {

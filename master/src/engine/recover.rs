@@ -23,7 +23,10 @@ impl Engine {
     pub(super) async fn recover(&mut self) -> Result<(), MasterError> {
         let instances = self.store.unfinished_workflow_instances().await?;
         if !instances.is_empty() {
-            info!(count = instances.len(), "resuming unfinished workflow instances");
+            info!(
+                count = instances.len(),
+                "resuming unfinished workflow instances"
+            );
         }
         let mut in_flight: Vec<(i64, usize)> = Vec::new();
         for inst in instances {
@@ -171,7 +174,11 @@ impl Engine {
             };
             let task = &run.tasks[t];
             let Some(ti) = task.ti else { continue };
-            let worker_id = task.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+            let worker_id = task
+                .worker
+                .as_ref()
+                .map(|w| w.0.clone())
+                .unwrap_or_default();
             match held.get(&worker_id) {
                 Some(set) if set.contains(&(ti, task.attempt)) => {
                     self.selector.adopt(&worker_id);
@@ -181,7 +188,10 @@ impl Engine {
             }
         }
         if !self.unverified.is_empty() {
-            info!(count = self.unverified.len(), "attempts wait for their worker to re-register");
+            info!(
+                count = self.unverified.len(),
+                "attempts wait for their worker to re-register"
+            );
             self.actions.push(Action::Timer {
                 after: WORKER_GRACE,
                 msg: Msg::VerifyAdopted,
@@ -200,7 +210,11 @@ impl Engine {
             if !task.phase.is_active() {
                 continue;
             }
-            let worker = task.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default();
+            let worker = task
+                .worker
+                .as_ref()
+                .map(|w| w.0.clone())
+                .unwrap_or_default();
             if live.contains(&worker) {
                 // Back in time; its reports (outbox) will arrive.
                 self.selector.adopt(&worker);
@@ -220,7 +234,10 @@ impl Engine {
         let task = &mut run.tasks[t];
         let Some(ti) = task.ti else { return };
         if task.phase == Phase::Dispatched && task.last_seq == 0 {
-            warn!(ti, why, "dispatched attempt never reached a worker; placing it again");
+            warn!(
+                ti,
+                why, "dispatched attempt never reached a worker; placing it again"
+            );
             task.phase = Phase::Waiting;
             task.worker = None;
             self.waiting.push((wf, t));

@@ -45,6 +45,12 @@ pub struct TaskRun {
     pub start_time: Option<DateTime<Utc>>,
 }
 
+impl Default for TaskRun {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl TaskRun {
     pub fn new() -> Self {
         TaskRun {
@@ -118,7 +124,12 @@ impl WorkflowRun {
         let mut out = BTreeMap::new();
         for &i in &self.dag.topo_order {
             if ancestors[i] {
-                out.extend(self.tasks[i].out.iter().map(|(k, v)| (k.clone(), v.clone())));
+                out.extend(
+                    self.tasks[i]
+                        .out
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone())),
+                );
             }
         }
         out

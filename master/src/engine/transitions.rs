@@ -15,15 +15,18 @@ use super::{Action, DispatchOutcome, Engine, Msg, Phase};
 /// Delay before re-placing a task whose dispatch failed.
 const REDISPATCH_DELAY: Duration = Duration::from_millis(200);
 
-fn ms_to_utc(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Utc::now)
+fn us_to_utc(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_else(Utc::now)
 }
 
 impl Engine {
     /// Applies one report; returns whether it changed anything.
     pub(super) fn on_report(&mut self, ev: TaskEvent) -> bool {
         let Some(&(wf, t)) = self.by_ti.get(&ev.task_instance_id) else {
-            debug!(ti = ev.task_instance_id, "report for an attempt not in flight; acknowledged");
+            debug!(
+                ti = ev.task_instance_id,
+                "report for an attempt not in flight; acknowledged"
+            );
             return false;
         };
         let Some(run) = self.runs.get_mut(&wf) else {
@@ -31,7 +34,11 @@ impl Engine {
         };
         let task = &mut run.tasks[t];
         if task.ti != Some(ev.task_instance_id) || task.attempt != ev.attempt {
-            debug!(ti = ev.task_instance_id, attempt = ev.attempt, "report for a superseded attempt");
+            debug!(
+                ti = ev.task_instance_id,
+                attempt = ev.attempt,
+                "report for a superseded attempt"
+            );
             return false;
         }
         let seq = ev.seq as i64;
@@ -39,11 +46,14 @@ impl Engine {
             return false;
         }
         let kind = TaskEventKind::try_from(ev.kind).unwrap_or(TaskEventKind::Unspecified);
-        if matches!(task.phase, Phase::Done(_) | Phase::RetryWait | Phase::Pending) {
+        if matches!(
+            task.phase,
+            Phase::Done(_) | Phase::RetryWait | Phase::Pending
+        ) {
             return false;
         }
         task.last_seq = seq;
-        let at = ms_to_utc(ev.event_time_ms);
+        let at = us_to_utc(ev.event_time_us);
         let mut update = TaskInstanceUpdate {
             last_seq: Some(seq),
             ..Default::default()
@@ -60,7 +70,8 @@ impl Engine {
                 if !ev.log_path.is_empty() {
                     update.log_path = Some(ev.log_path);
                 }
-                self.writes.push(Write::UpdateTaskInstance { id: ti, update });
+                self.writes
+                    .push(Write::UpdateTaskInstance { id: ti, update });
                 return true;
             }
             TaskEventKind::Unspecified => {
@@ -93,7 +104,8 @@ impl Engine {
         if ev.pid != 0 {
             update.pid = Some(ev.pid);
         }
-        self.writes.push(Write::UpdateTaskInstance { id: ti, update });
+        self.writes
+            .push(Write::UpdateTaskInstance { id: ti, update });
         if let Some((wid, _)) = task.worker.clone() {
             self.selector.release(&wid);
             self.actions.push(Action::Timer {
@@ -249,7 +261,9 @@ impl Engine {
             id: ti,
             update: TaskInstanceUpdate {
                 state: Some(TaskState::Submitted),
-                message: Some(format!("dispatch to worker {worker} failed: {reason}; waiting for a worker")),
+                message: Some(format!(
+                    "dispatch to worker {worker} failed: {reason}; waiting for a worker"
+                )),
                 ..Default::default()
             },
         });
@@ -317,7 +331,10 @@ impl Engine {
             let epoch = self.epoch;
             let master_addr = self.master_addr.clone();
             let run = self.runs.get_mut(&wf).expect("retained above");
-            if run.stopping || matches!(run.tasks[t].phase, Phase::Done(_)) || run.tasks[t].phase.is_active() {
+            if run.stopping
+                || matches!(run.tasks[t].phase, Phase::Done(_))
+                || run.tasks[t].phase.is_active()
+            {
                 continue;
             }
             // Check parameters now so a bad reference fails the task before it is placed.
@@ -351,7 +368,11 @@ impl Engine {
             }
             let chosen = self.selector.choose(&workers, &spec.worker_group);
             let (state, worker, message) = match chosen {
-                Some(w) => (TaskState::Dispatched, Some((w.id.clone(), w.addr.clone())), None),
+                Some(w) => (
+                    TaskState::Dispatched,
+                    Some((w.id.clone(), w.addr.clone())),
+                    None,
+                ),
                 None => (
                     TaskState::Submitted,
                     None,
@@ -361,7 +382,11 @@ impl Engine {
                     )),
                 ),
             };
-            task.phase = if worker.is_some() { Phase::Dispatched } else { Phase::Waiting };
+            task.phase = if worker.is_some() {
+                Phase::Dispatched
+            } else {
+                Phase::Waiting
+            };
             task.worker = worker.clone();
             self.writes.push(Write::InsertTaskInstance(NewTaskInstance {
                 workflow_instance_id: wf,
@@ -479,7 +504,10 @@ pub(super) fn build_dispatch(
 ) -> Result<TaskDispatch, orca_common::params::ParamError> {
     let spec = &run.spec.tasks[t];
     let task = &run.tasks[t];
-    let schedule_local = run.schedule_time.with_timezone(&chrono::Local).naive_local();
+    let schedule_local = run
+        .schedule_time
+        .with_timezone(&chrono::Local)
+        .naive_local();
     let system = SystemContext {
         schedule_time: schedule_local,
         workflow_instance_id: run.id,

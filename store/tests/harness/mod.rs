@@ -1,6 +1,8 @@
 //! Backends for the conformance suite: a temporary SQLite file, or a fresh
 //! PostgreSQL database per test (dropped when the test ends, even on panic).
 
+pub mod fixtures;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use orca_store::Store;
