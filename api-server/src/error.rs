@@ -15,6 +15,8 @@ pub enum ApiError {
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
@@ -26,6 +28,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "ORCA-API-UNAUTHORIZED"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "ORCA-API-NOT-FOUND"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ORCA-API-INVALID"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "ORCA-API-CONFLICT"),
             ApiError::Unavailable(_) => (StatusCode::BAD_GATEWAY, "ORCA-API-UNAVAILABLE"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "ORCA-API-INTERNAL"),
         }

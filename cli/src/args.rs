@@ -31,6 +31,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Print the log of a task instance (attempt).
     Logs(LogsArgs),
+    /// Stop a run: kill its running tasks and schedule nothing more.
+    Stop(StopArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -98,6 +100,14 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// Run (workflow instance) id.
+    pub run: i64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
     /// Run (workflow instance) id.
     pub run: i64,
     #[command(flatten)]

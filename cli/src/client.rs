@@ -139,6 +139,14 @@ impl Client {
         .await
     }
 
+    pub async fn stop(&self, run: i64) -> anyhow::Result<CommandRow> {
+        self.send(
+            self.http.post(format!("{}/runs/{run}/stop", self.base)),
+            "stop run",
+        )
+        .await
+    }
+
     pub async fn task_log(&self, ti: i64) -> anyhow::Result<String> {
         let resp = self
             .http

@@ -42,6 +42,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Validate(a) => run::validate(a),
         Command::Status(a) => run::status(a).await,
         Command::Logs(a) => run::logs(a).await,
+        Command::Stop(a) => run::stop(a).await,
     }
 }
 

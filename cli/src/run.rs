@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use orca_api::routes::runs::RunDetail;
 use orca_common::{TaskState, WorkflowState};
 
-use crate::args::{LogsArgs, RunArgs, StatusArgs, ValidateArgs, default_slots};
+use crate::args::{LogsArgs, RunArgs, StatusArgs, StopArgs, ValidateArgs, default_slots};
 use crate::client::Client;
 use crate::standalone::{Standalone, StandaloneOptions};
 
@@ -266,5 +266,15 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::from_args(&args.server)?;
     print!("{}", client.task_log(args.task_instance).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_args(&args.server)?;
+    let cmd = client.stop(args.run).await?;
+    println!(
+        "stop of run {} requested (command {}); `orca status {}` shows when it is STOP",
+        args.run, cmd.id, args.run
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -381,6 +381,41 @@ tasks:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_a_run_kills_its_tasks_and_ends_it_in_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: to-stop}
+tasks:
+  - {name: long, task_type: Shell, command: "sleep 60"}
+  - {name: after, task_type: Shell, deps: [long], command: "true"}
+"#,
+        &[],
+    )
+    .await;
+    wait_run(&c, id, "the task to run", |d| {
+        last_state(d, "long") == Some(TaskState::Running)
+    })
+    .await;
+    let started = Instant::now();
+    c.stop(id).await.expect("stop accepted");
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Stop, "{d:#?}");
+    assert_eq!(last_state(&d, "long"), Some(TaskState::Killed));
+    assert!(attempts(&d, "after").is_empty());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let err = c.stop(id).await.unwrap_err().to_string();
+    assert!(
+        err.contains("409") && err.contains("already finished"),
+        "{err}"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_requests_without_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let s = standalone(dir.path()).await;

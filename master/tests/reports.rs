@@ -117,6 +117,8 @@ async fn trigger(h: &Harness, yaml: &str) {
     let def = h.store.save_workflow(&spec, yaml).await.unwrap();
     h.store
         .insert_command(NewCommand {
+            kind: Default::default(),
+            target_instance_id: None,
             workflow_definition_id: def.id,
             version: def.version,
             params: BTreeMap::new(),

@@ -128,7 +128,10 @@ pub mod command {
         pub params: String,
         pub schedule_time: ChronoDateTimeUtc,
         pub created_at: ChronoDateTimeUtc,
+        /// START: the instance it created; STOP: the instance to stop.
         pub workflow_instance_id: Option<i64>,
+        /// Set once the leader acted on the command.
+        pub consumed_at: Option<ChronoDateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

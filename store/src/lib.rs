@@ -56,8 +56,45 @@ pub struct WorkflowDefinitionRow {
     pub created_at: DateTime<Utc>,
 }
 
+/// What a command asks the leader to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandKind {
+    /// Start a workflow instance.
+    #[default]
+    Start,
+    /// Stop the workflow instance `target_instance_id`: kill its running
+    /// tasks, schedule nothing more, end it in state STOP.
+    Stop,
+}
+
+impl CommandKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandKind::Start => "START",
+            CommandKind::Stop => "STOP",
+        }
+    }
+}
+
+impl std::str::FromStr for CommandKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "START" => Ok(CommandKind::Start),
+            "STOP" => Ok(CommandKind::Stop),
+            other => Err(format!("unknown command type {other:?}")),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewCommand {
+    #[serde(default)]
+    pub kind: CommandKind,
+    /// For STOP: the workflow instance to stop.
+    #[serde(default)]
+    pub target_instance_id: Option<i64>,
     pub workflow_definition_id: i64,
     pub version: i32,
     /// Start-time parameters (`--param k=v`).
@@ -69,13 +106,17 @@ pub struct NewCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandRow {
     pub id: i64,
+    pub kind: CommandKind,
     pub workflow_definition_id: i64,
     pub version: i32,
     pub params: BTreeMap<String, String>,
     pub schedule_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
-    /// Set once a master turned the command into a workflow instance.
+    /// START: set once a master turned the command into a workflow
+    /// instance. STOP: the instance to stop.
     pub workflow_instance_id: Option<i64>,
+    /// Set once the leader acted on the command.
+    pub consumed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,6 +206,10 @@ pub enum Write {
         id: i64,
         state: WorkflowState,
         end_time: Option<DateTime<Utc>>,
+    },
+    /// Marks a (STOP) command as acted on.
+    ConsumeCommand {
+        id: i64,
     },
 }
 

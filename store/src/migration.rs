@@ -84,6 +84,7 @@ enum Commands {
     ScheduleTime,
     CreatedAt,
     WorkflowInstanceId,
+    ConsumedAt,
 }
 
 #[derive(DeriveIden)]
@@ -296,6 +297,7 @@ impl MigrationTrait for M0001Init {
                 .col(timestamp_with_time_zone(Commands::ScheduleTime))
                 .col(timestamp_with_time_zone(Commands::CreatedAt))
                 .col(big_integer_null(Commands::WorkflowInstanceId))
+                .col(timestamp_with_time_zone_null(Commands::ConsumedAt))
                 .foreign_key(&mut fk(
                     "fk_commands_definition",
                     (Commands::Table, Commands::WorkflowDefinitionId),
@@ -306,9 +308,9 @@ impl MigrationTrait for M0001Init {
         .await?;
         m.create_index(
             Index::create()
-                .name("ix_commands_workflow_instance_id")
+                .name("ix_commands_consumed_at")
                 .table(Commands::Table)
-                .col(Commands::WorkflowInstanceId)
+                .col(Commands::ConsumedAt)
                 .col(Commands::Id)
                 .take(),
         )

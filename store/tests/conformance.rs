@@ -193,6 +193,44 @@ async fn commands_are_consumed_exactly_once(db: &TestDb) {
         store.list_workflow_instances(10).await.unwrap(),
         vec![expected]
     );
+
+    // A STOP command names its target and stays pending until consumed.
+    let stop = store
+        .insert_command(orca_store::NewCommand {
+            kind: orca_store::CommandKind::Stop,
+            target_instance_id: Some(wi.id),
+            workflow_definition_id: def.id,
+            version: 1,
+            params: BTreeMap::new(),
+            schedule_time: t(40),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stop.kind, orca_store::CommandKind::Stop);
+    assert_eq!(stop.workflow_instance_id, Some(wi.id));
+    assert_eq!(
+        store.pending_commands(10).await.unwrap(),
+        vec![c2.clone(), stop.clone()]
+    );
+    store
+        .apply(2, vec![Write::ConsumeCommand { id: stop.id }])
+        .await
+        .unwrap();
+    assert_eq!(store.pending_commands(10).await.unwrap(), vec![c2.clone()]);
+    assert!(
+        store
+            .command(stop.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .consumed_at
+            .is_some()
+    );
+    let err = store
+        .apply(1, vec![Write::ConsumeCommand { id: c2.id }])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Fenced { .. }), "{err}");
 }
 
 async fn apply_round_trips_every_field(db: &TestDb) {

@@ -17,5 +17,6 @@ pub fn api_routes() -> Router<AppState> {
         .route("/commands/{id}", get(runs::command))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::get))
+        .route("/runs/{id}/stop", post(runs::stop))
         .route("/task-instances/{id}/log", get(logs::task_log))
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use orca_store::{CommandRow, NewCommand, TaskInstanceRow, WorkflowInstanceRow};
+use orca_store::{CommandKind, CommandRow, NewCommand, TaskInstanceRow, WorkflowInstanceRow};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -56,6 +56,8 @@ pub async fn trigger(
     let cmd = state
         .store
         .insert_command(NewCommand {
+            kind: CommandKind::Start,
+            target_instance_id: None,
             workflow_definition_id: def.id,
             version,
             params: req.params,
@@ -124,4 +126,40 @@ pub async fn get(
         })?;
     let tasks = state.store.task_instances(id).await?;
     Ok(Json(RunDetail { instance, tasks }))
+}
+
+/// `POST /runs/{id}/stop`: asks the leader to stop a run (kill its running
+/// tasks, schedule nothing more). Answers with the STOP command; the run
+/// reaches state STOP once its tasks are gone.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommandRow>, ApiError> {
+    let instance = state
+        .store
+        .workflow_instance(id)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "run",
+            id: id.to_string(),
+        })?;
+    if instance.state.is_terminal() {
+        return Err(ApiError::Conflict(format!(
+            "run {id} already finished in state {}; nothing to stop",
+            instance.state
+        )));
+    }
+    let cmd = state
+        .store
+        .insert_command(NewCommand {
+            kind: CommandKind::Stop,
+            target_instance_id: Some(id),
+            workflow_definition_id: instance.workflow_definition_id,
+            version: instance.version,
+            params: BTreeMap::new(),
+            schedule_time: chrono::Utc::now(),
+        })
+        .await?;
+    (state.nudge)();
+    Ok(Json(cmd))
 }

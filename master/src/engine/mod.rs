@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use orca_common::registry::{Registry, WorkerInfo};
 use orca_proto::v1::TaskEvent;
-use orca_store::{Store, Write};
+use orca_store::{CommandKind, CommandRow, Store, Write};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -233,6 +233,10 @@ impl Engine {
                 return Ok(());
             }
             for cmd in cmds {
+                if cmd.kind == CommandKind::Stop {
+                    self.on_stop_command(&cmd);
+                    continue;
+                }
                 let def = self
                     .store
                     .workflow_version(cmd.workflow_definition_id, cmd.version)
@@ -279,6 +283,28 @@ impl Engine {
                 self.touched.insert(inst.id);
             }
             self.commit().await?;
+        }
+    }
+
+    /// A STOP command: wind the run down (kill running tasks, schedule
+    /// nothing more; it ends in state STOP). Stopping a finished or unknown
+    /// run is a no-op.
+    fn on_stop_command(&mut self, cmd: &CommandRow) {
+        self.writes.push(Write::ConsumeCommand { id: cmd.id });
+        match cmd.workflow_instance_id {
+            Some(wf) if self.runs.contains_key(&wf) => {
+                info!(
+                    instance = wf,
+                    command = cmd.id,
+                    "stopping workflow instance"
+                );
+                self.wind_down(wf, true);
+            }
+            target => debug!(
+                ?target,
+                command = cmd.id,
+                "stop of a run that is not running"
+            ),
         }
     }
 

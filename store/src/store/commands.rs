@@ -11,23 +11,21 @@ use super::convert::{command_row, db_err, now, to_json, ts};
 use crate::entities::{api_token, command};
 use crate::{CommandRow, NewCommand, Result};
 
-/// The only command type so far (column default).
-const START: &str = "START";
-
 impl Store {
-    /// Stores a command to start a workflow instance.
+    /// Stores a command (start a workflow instance, or stop one).
     pub async fn insert_command(&self, cmd: NewCommand) -> Result<CommandRow> {
         const OP: &str = "insert command";
         let created_at = now();
         let schedule_time = ts(cmd.schedule_time);
         let res = command::Entity::insert(command::ActiveModel {
-            command_type: Set(START.to_string()),
+            command_type: Set(cmd.kind.as_str().to_string()),
             workflow_definition_id: Set(cmd.workflow_definition_id),
             version: Set(cmd.version),
             params: Set(to_json("command params", &cmd.params)?),
             schedule_time: Set(schedule_time),
             created_at: Set(created_at),
-            workflow_instance_id: Set(None),
+            workflow_instance_id: Set(cmd.target_instance_id),
+            consumed_at: Set(None),
             ..Default::default()
         })
         .exec(&self.writer)
@@ -35,12 +33,14 @@ impl Store {
         .map_err(db_err(OP))?;
         Ok(CommandRow {
             id: res.last_insert_id,
+            kind: cmd.kind,
             workflow_definition_id: cmd.workflow_definition_id,
             version: cmd.version,
             params: cmd.params,
             schedule_time,
             created_at,
-            workflow_instance_id: None,
+            workflow_instance_id: cmd.target_instance_id,
+            consumed_at: None,
         })
     }
 
@@ -54,10 +54,10 @@ impl Store {
             .transpose()
     }
 
-    /// Commands not yet turned into a workflow instance, oldest first.
+    /// Commands the leader has not acted on yet, oldest first.
     pub async fn pending_commands(&self, limit: u64) -> Result<Vec<CommandRow>> {
         command::Entity::find()
-            .filter(command::Column::WorkflowInstanceId.is_null())
+            .filter(command::Column::ConsumedAt.is_null())
             .order_by_asc(command::Column::Id)
             .limit(limit)
             .all(&self.reader)

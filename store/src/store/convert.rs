@@ -83,12 +83,14 @@ pub(super) fn command_row(m: command::Model) -> Result<CommandRow> {
     let params: BTreeMap<String, String> = from_json("command", m.id, &m.params)?;
     Ok(CommandRow {
         id: m.id,
+        kind: parse_enum("command", m.id, &m.command_type)?,
         workflow_definition_id: m.workflow_definition_id,
         version: m.version,
         params,
         schedule_time: m.schedule_time,
         created_at: m.created_at,
         workflow_instance_id: m.workflow_instance_id,
+        consumed_at: m.consumed_at,
     })
 }
 

@@ -203,6 +203,7 @@ async fn start_in(
     let id = res.last_insert_id;
     let marked = command::Entity::update_many()
         .col_expr(command::Column::WorkflowInstanceId, Expr::value(id))
+        .col_expr(command::Column::ConsumedAt, Expr::value(now()))
         .filter(command::Column::Id.eq(command.id))
         .exec(txn)
         .await
@@ -227,6 +228,20 @@ async fn apply_in(txn: &DatabaseTransaction, epoch: i64, writes: Vec<Write>) -> 
     for write in writes {
         match write {
             Write::InsertTaskInstance(new) => ids.push(insert_task(txn, epoch, new).await?),
+            Write::ConsumeCommand { id } => {
+                let res = command::Entity::update_many()
+                    .col_expr(command::Column::ConsumedAt, Expr::value(now()))
+                    .filter(command::Column::Id.eq(id))
+                    .exec(txn)
+                    .await
+                    .map_err(db_err(OP))?;
+                if res.rows_affected == 0 {
+                    return Err(StoreError::NotFound {
+                        what: "command",
+                        id: id.to_string(),
+                    });
+                }
+            }
             Write::UpdateTaskInstance { id, update } => update_task(txn, epoch, id, update).await?,
             Write::UpdateWorkflowInstance {
                 id,

@@ -8,7 +8,7 @@ use orca_common::{
     Direction, FailureStrategy, ParamSpec, TaskSpec, TaskState, TaskType, WorkflowSpec,
 };
 use orca_store::{
-    CommandRow, NewCommand, NewTaskInstance, Store, StoreError, WorkflowDefinitionRow,
+    CommandKind, CommandRow, NewCommand, NewTaskInstance, Store, StoreError, WorkflowDefinitionRow,
     WorkflowInstanceRow,
 };
 
@@ -79,6 +79,8 @@ pub async fn running_instance(store: &Store, epoch: u64, name: &str) -> Workflow
 pub async fn new_command(store: &Store, def: &WorkflowDefinitionRow, at: i64) -> CommandRow {
     store
         .insert_command(NewCommand {
+            kind: CommandKind::Start,
+            target_instance_id: None,
             workflow_definition_id: def.id,
             version: def.version,
             params: params(&[("dt", "2024-02-02")]),
