@@ -81,6 +81,8 @@ pub struct RunArgs {
     /// Run on this API server instead of an ephemeral in-process standalone.
     #[arg(long, env = "ORCA_SERVER")]
     pub server: Option<String>,
+    /// API token for --server. Default: the token a local standalone keeps in
+    /// ./orca-data/cli.json (or $ORCA_DATA_DIR/cli.json).
     #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Keep the ephemeral standalone's data (database, logs) here instead of a temp dir.

@@ -62,7 +62,14 @@ pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut _tmp = None;
     let (client, standalone) = match (&args.server, &args.token) {
         (Some(url), Some(token)) => (Client::new(url, token), None),
-        (Some(_), None) => bail!("--server needs --token (or ORCA_TOKEN)"),
+        (Some(url), None) => {
+            let dir = std::env::var_os("ORCA_DATA_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| "orca-data".into());
+            let creds = crate::client::read_credentials(&dir)
+                .context("--server needs a token: pass --token (or ORCA_TOKEN)")?;
+            (Client::new(url, &creds.token), None)
+        }
         _ => {
             let data_dir = match &args.data_dir {
                 Some(d) => d.clone(),

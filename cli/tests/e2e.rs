@@ -416,6 +416,40 @@ tasks:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_without_an_eligible_worker_waits_visibly_and_can_be_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: no-worker}
+tasks:
+  - {name: needs_env, task_type: Shell, command: "true", environment: {conda: not-hosted-here}}
+"#,
+        &[],
+    )
+    .await;
+    let d = wait_run(&c, id, "the task to wait for a worker", |d| {
+        last_state(d, "needs_env") == Some(TaskState::Submitted)
+    })
+    .await;
+    let msg = attempts(&d, "needs_env")[0]
+        .message
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        msg.contains("not-hosted-here"),
+        "the reason names the environment: {msg}"
+    );
+    c.stop(id).await.unwrap();
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Stop);
+    assert_eq!(last_state(&d, "needs_env"), Some(TaskState::Killed));
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_refuses_requests_without_a_valid_token() {
     let dir = tempfile::tempdir().unwrap();
     let s = standalone(dir.path()).await;

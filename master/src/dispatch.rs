@@ -50,11 +50,18 @@ impl WorkerSelector {
         }
     }
 
-    /// Chooses a worker of `group` with a free slot, or `None`.
-    pub fn choose<'a>(&mut self, workers: &'a [WorkerInfo], group: &str) -> Option<&'a WorkerInfo> {
+    /// Chooses a worker of `group` (hosting `environment`, when the task
+    /// names one) with a free slot, or `None`.
+    pub fn choose<'a>(
+        &mut self,
+        workers: &'a [WorkerInfo],
+        group: &str,
+        environment: Option<&str>,
+    ) -> Option<&'a WorkerInfo> {
         let eligible: Vec<&WorkerInfo> = workers
             .iter()
             .filter(|w| group == "default" || w.group == group)
+            .filter(|w| environment.is_none_or(|e| w.environments.iter().any(|x| x == e)))
             .filter(|w| !self.full.get(&w.id).copied().unwrap_or(false))
             .filter(|w| self.assigned(&w.id) < w.slots)
             .collect();
@@ -150,24 +157,33 @@ mod tests {
     fn lowest_weight_prefers_idle_then_low_load() {
         let ws = vec![w("a", 2, 3.0, "default"), w("b", 2, 0.5, "default")];
         let mut s = WorkerSelector::new(Policy::LowestWeight);
-        assert_eq!(s.choose(&ws, "default").unwrap().id, "b");
-        assert_eq!(s.choose(&ws, "default").unwrap().id, "a");
-        assert_eq!(s.choose(&ws, "default").unwrap().id, "b");
-        assert_eq!(s.choose(&ws, "default").unwrap().id, "a");
-        assert!(s.choose(&ws, "default").is_none(), "all slots taken");
+        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "b");
+        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
+        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "b");
+        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
+        assert!(s.choose(&ws, "default", None).is_none(), "all slots taken");
         s.release("a");
-        assert_eq!(s.choose(&ws, "default").unwrap().id, "a");
+        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
     }
 
     #[test]
     fn groups_and_full_workers_are_respected() {
         let ws = vec![w("a", 4, 0.0, "gpu"), w("b", 4, 0.0, "cpu")];
         let mut s = WorkerSelector::new(Policy::RoundRobin);
-        assert_eq!(s.choose(&ws, "gpu").unwrap().id, "a");
+        assert_eq!(s.choose(&ws, "gpu", None).unwrap().id, "a");
         s.mark_full("a");
-        assert!(s.choose(&ws, "gpu").is_none());
+        assert!(s.choose(&ws, "gpu", None).is_none());
         s.release("a");
-        assert_eq!(s.choose(&ws, "gpu").unwrap().id, "a");
-        assert!(s.choose(&ws, "tpu").is_none());
+        assert_eq!(s.choose(&ws, "gpu", None).unwrap().id, "a");
+        assert!(s.choose(&ws, "tpu", None).is_none());
+    }
+
+    #[test]
+    fn a_task_naming_an_environment_goes_only_where_it_is_hosted() {
+        let mut ws = vec![w("a", 4, 0.0, "default"), w("b", 4, 5.0, "default")];
+        ws[1].environments = vec!["torch".into()];
+        let mut s = WorkerSelector::new(Policy::LowestWeight);
+        assert_eq!(s.choose(&ws, "default", Some("torch")).unwrap().id, "b");
+        assert!(s.choose(&ws, "default", Some("jax")).is_none());
     }
 }

@@ -291,8 +291,11 @@ impl Engine {
         let mut still = Vec::new();
         for (wf, t) in waiting {
             let run = self.runs.get_mut(&wf).expect("retained above");
-            let group = run.spec.tasks[t].worker_group.clone();
-            match self.selector.choose(&workers, &group) {
+            let spec = &run.spec.tasks[t];
+            match self
+                .selector
+                .choose(&workers, &spec.worker_group, spec.environment.as_deref())
+            {
                 Some(w) => {
                     let task = &mut run.tasks[t];
                     task.phase = Phase::Dispatched;
@@ -366,21 +369,16 @@ impl Engine {
                 self.task_failed(wf, t);
                 continue;
             }
-            let chosen = self.selector.choose(&workers, &spec.worker_group);
+            let chosen =
+                self.selector
+                    .choose(&workers, &spec.worker_group, spec.environment.as_deref());
             let (state, worker, message) = match chosen {
                 Some(w) => (
                     TaskState::Dispatched,
                     Some((w.id.clone(), w.addr.clone())),
                     None,
                 ),
-                None => (
-                    TaskState::Submitted,
-                    None,
-                    Some(format!(
-                        "waiting for a worker in group {:?} with a free slot",
-                        spec.worker_group
-                    )),
-                ),
+                None => (TaskState::Submitted, None, Some(waiting_reason(spec))),
             };
             task.phase = if worker.is_some() {
                 Phase::Dispatched
@@ -491,6 +489,20 @@ impl Engine {
                 });
             }
         });
+    }
+}
+
+/// Why a task waits for a worker, shown to users.
+fn waiting_reason(spec: &orca_common::TaskSpec) -> String {
+    match &spec.environment {
+        Some(env) => format!(
+            "waiting for a worker in group {:?} that hosts environment {env:?} and has a free slot",
+            spec.worker_group
+        ),
+        None => format!(
+            "waiting for a worker in group {:?} with a free slot",
+            spec.worker_group
+        ),
     }
 }
 
