@@ -123,8 +123,28 @@ async fn drive(
     );
     let mut seen: HashMap<(i64, String), ()> = HashMap::new();
     let mut delay = Duration::from_millis(20);
+    // The server may restart while we watch (it resumes the run): keep
+    // trying for a while instead of giving up on the first refused connection.
+    const UNREACHABLE_FOR: Duration = Duration::from_secs(120);
+    let mut last_ok = Instant::now();
+    let mut warned = false;
     let detail = loop {
-        let detail = client.run(run_id).await?;
+        let detail = match client.run(run_id).await {
+            Ok(d) => {
+                last_ok = Instant::now();
+                warned = false;
+                d
+            }
+            Err(e) if is_unreachable(&e) && last_ok.elapsed() < UNREACHABLE_FOR => {
+                if !warned {
+                    eprintln!("server unreachable ({e:#}); still waiting for run {run_id}…");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for t in &detail.tasks {
             let key = (t.id, t.state.as_str().to_string());
             if seen.insert(key, ()).is_none() {
@@ -152,6 +172,14 @@ async fn drive(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// True for errors that mean "the server did not answer" (worth retrying).
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_connect() || r.is_timeout() || r.is_request())
     })
 }
 
