@@ -3,7 +3,9 @@
 use std::sync::{Arc, RwLock};
 
 use orca_proto::v1::master_service_server::MasterService;
-use orca_proto::v1::{ReportTaskEventRequest, ReportTaskEventResponse};
+use orca_proto::v1::{
+    NudgeRequest, NudgeResponse, ReportTaskEventRequest, ReportTaskEventResponse,
+};
 use tonic::{Request, Response, Status};
 
 use crate::engine::EngineHandle;
@@ -39,5 +41,19 @@ impl MasterService for MasterGrpc {
             })),
             Err(e) => Err(Status::unavailable(e.to_string())),
         }
+    }
+
+    async fn nudge(&self, _: Request<NudgeRequest>) -> Result<Response<NudgeResponse>, Status> {
+        let engine = self
+            .leader
+            .read()
+            .map_err(|_| Status::internal("leader slot poisoned"))?
+            .clone();
+        if let Some(engine) = &engine {
+            engine.nudge();
+        }
+        Ok(Response::new(NudgeResponse {
+            leader: engine.is_some(),
+        }))
     }
 }

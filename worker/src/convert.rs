@@ -76,6 +76,7 @@ fn kind_name(kind: TaskEventKind) -> &'static str {
         TaskEventKind::Failure => "FAILURE",
         TaskEventKind::Killed => "KILLED",
         TaskEventKind::Timeout => "TIMEOUT",
+        TaskEventKind::Lost => "LOST",
     }
 }
 
@@ -86,6 +87,7 @@ fn kind_from_name(name: &str) -> TaskEventKind {
         "FAILURE" => TaskEventKind::Failure,
         "KILLED" => TaskEventKind::Killed,
         "TIMEOUT" => TaskEventKind::Timeout,
+        "LOST" => TaskEventKind::Lost,
         _ => TaskEventKind::Unspecified,
     }
 }

@@ -83,12 +83,14 @@ pub(crate) fn terminal(
         ),
         (Some(KillReason::Killed), _) => (TaskEventKind::Killed, "killed on request".to_string()),
         (Some(KillReason::LeaseLost), _) => (
-            TaskEventKind::Killed,
+            TaskEventKind::Lost,
             "killed: the worker lost its registry lease".to_string(),
         ),
         (None, Some(0)) => (TaskEventKind::Success, String::new()),
         (None, Some(code)) => (TaskEventKind::Failure, format!("exit code {code}")),
-        (None, None) => (TaskEventKind::Failure, lost_message.to_string()),
+        // The process vanished without an exit code while the worker was
+        // away (e.g. the host rebooted): lost with the worker, not failed.
+        (None, None) => (TaskEventKind::Lost, lost_message.to_string()),
     };
     let log = dir.join(LOG_FILE);
     let mut ev = base(worker_id, key, SEQ_TERMINAL, kind);

@@ -327,7 +327,7 @@ async fn task_gone_while_the_worker_was_down_is_reported_lost() {
 
     let b = start_worker(config(dir.path()), &reg).await;
     let ev = master.wait_terminal(1).await;
-    assert_eq!(ev.kind(), TaskEventKind::Failure);
+    assert_eq!(ev.kind(), TaskEventKind::Lost);
     assert_eq!(
         ev.message,
         "lost: worker restarted and the task process is gone"
@@ -484,7 +484,7 @@ async fn lease_loss_kills_running_tasks() {
     info.addr = "http://elsewhere:1".into();
     let _other = reg.register_worker(info).await.unwrap();
     let ev = master.wait_terminal(1).await;
-    assert_eq!(ev.kind(), TaskEventKind::Killed);
+    assert_eq!(ev.kind(), TaskEventKind::Lost);
     assert!(ev.message.contains("lease"), "{}", ev.message);
     wait_until("the task is gone", || process_gone(running.pid as i32)).await;
     tokio::time::timeout(Duration::from_secs(10), worker.shutdown(true))

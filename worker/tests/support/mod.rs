@@ -53,6 +53,15 @@ impl MasterService for Recorder {
             acknowledged: true,
         }))
     }
+
+    async fn nudge(
+        &self,
+        _: Request<orca_proto::v1::NudgeRequest>,
+    ) -> Result<Response<orca_proto::v1::NudgeResponse>, Status> {
+        Ok(Response::new(orca_proto::v1::NudgeResponse {
+            leader: true,
+        }))
+    }
 }
 
 /// A master that records acknowledged events; registered as leader.
