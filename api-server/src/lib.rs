@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod nudge;
 pub mod routes;
 
 use std::net::SocketAddr;

@@ -33,6 +33,49 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run: kill its running tasks and schedule nothing more.
     Stop(StopArgs),
+    /// Run a master (cluster mode: etcd + PostgreSQL).
+    Master(ServeArgs),
+    /// Run a worker (cluster mode).
+    Worker(ServeArgs),
+    /// Run the API server (cluster mode).
+    Api(ApiServeArgs),
+    /// Inspect configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Where a server's configuration comes from (later wins): built-in
+/// defaults, `--config FILE`, `ORCA_<SECTION>__<KEY>` env vars, `--set`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// TOML config file (see deploy/examples/ and docs/CONFIG.md).
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. `--set master.listen=0.0.0.0:5678` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ApiServeArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Keep an API token for local clients in DIR/cli.json (mode 0600),
+    /// creating it on first start.
+    #[arg(long, value_name = "DIR")]
+    pub credentials_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration and print every effective value with its source.
+    Check(ConfigCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigCheckArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Args, Clone)]

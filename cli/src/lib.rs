@@ -3,7 +3,9 @@
 
 pub mod args;
 pub mod client;
+pub mod ops;
 pub mod run;
+pub mod serve;
 pub mod standalone;
 
 use std::process::ExitCode;
@@ -15,7 +17,13 @@ use args::{Cli, Command};
 /// Parses the command line, runs the command, maps the outcome to an exit code.
 pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose, matches!(cli.command, Command::Standalone(_)));
+    // Cluster roles set up logging from their config ([log]).
+    if !matches!(
+        cli.command,
+        Command::Master(_) | Command::Worker(_) | Command::Api(_)
+    ) {
+        init_tracing(cli.verbose, matches!(cli.command, Command::Standalone(_)));
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,6 +51,10 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Status(a) => run::status(a).await,
         Command::Logs(a) => run::logs(a).await,
         Command::Stop(a) => run::stop(a).await,
+        Command::Master(a) => serve::run_master(a).await,
+        Command::Worker(a) => serve::run_worker(a).await,
+        Command::Api(a) => serve::run_api(a).await,
+        Command::Config(args::ConfigCommand::Check(a)) => serve::config_check(a),
     }
 }
 
@@ -58,4 +70,17 @@ fn init_tracing(verbose: u8, server: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Logging of the cluster roles, from `[log]` (ORCA_LOG still overrides the level).
+pub fn init_tracing_from(cfg: &orca_common::config::LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ORCA_LOG").unwrap_or_else(|_| EnvFilter::new(&cfg.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cfg.format {
+        orca_common::config::LogFormat::Json => builder.json().try_init(),
+        orca_common::config::LogFormat::Text => builder.try_init(),
+    };
 }

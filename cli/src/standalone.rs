@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::Context;
 use orca_common::registry::memory::MemoryRegistry;
@@ -31,18 +31,6 @@ pub struct Standalone {
     api: orca_api::ApiHandle,
     master: orca_master::MasterHandle,
     worker: orca_worker::WorkerHandle,
-}
-
-fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
-    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
-        OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .ok()
-        })
-        .clone()
 }
 
 impl Standalone {
@@ -86,7 +74,7 @@ impl Standalone {
                 store: store.clone(),
                 nudge: master.nudger(),
                 worker_clients: Default::default(),
-                metrics: metrics_handle(),
+                metrics: crate::ops::metrics_handle(),
             },
         )
         .await
@@ -125,7 +113,11 @@ impl Standalone {
 
 /// Reuses the token kept in the data dir, or creates one; rewrites the
 /// credentials file (mode 0600) with the current URL.
-async fn ensure_token(store: &Store, data_dir: &Path, url: &str) -> anyhow::Result<(String, bool)> {
+pub(crate) async fn ensure_token(
+    store: &Store,
+    data_dir: &Path,
+    url: &str,
+) -> anyhow::Result<(String, bool)> {
     let path = data_dir.join(CREDENTIALS_FILE);
     let existing = std::fs::read_to_string(&path)
         .ok()

@@ -68,6 +68,30 @@ pub enum FailureStrategy {
     Continue,
 }
 
+/// What happens to a running attempt whose worker is lost (its lease
+/// expired, or it restarted and the task process was gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OnWorkerLoss {
+    /// Run the task again as a new attempt marked as failover (not a retry).
+    #[default]
+    Failover,
+    /// Fail the attempt (the task's retries still apply); for tasks that must
+    /// not run twice after an unknown outcome.
+    Fail,
+}
+
+impl FromStr for OnWorkerLoss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "failover" => Ok(OnWorkerLoss::Failover),
+            "fail" => Ok(OnWorkerLoss::Fail),
+            _ => Err(format!("{s:?} is not a worker-loss policy; use failover or fail")),
+        }
+    }
+}
+
 /// Direction of a local parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -114,6 +138,8 @@ pub struct TaskSpec {
     /// Higher runs first when several tasks are ready.
     #[serde(default)]
     pub priority: i32,
+    #[serde(default)]
+    pub on_worker_loss: OnWorkerLoss,
 }
 
 pub fn default_worker_group() -> String {
@@ -170,6 +196,10 @@ pub enum TaskState {
     Killed,
     /// Never ran because an upstream task failed.
     UpstreamFailed,
+    /// Lost with its worker (lease expired, or the process vanished while
+    /// the worker was away); replaced by a failover attempt unless the task
+    /// says `on_worker_loss: fail`.
+    Lost,
 }
 
 macro_rules! str_enum {
@@ -195,6 +225,7 @@ str_enum!(WorkflowState { Running => "RUNNING", Success => "SUCCESS", Failure =>
 str_enum!(TaskState {
     Submitted => "SUBMITTED", Dispatched => "DISPATCHED", Running => "RUNNING", Success => "SUCCESS",
     Failure => "FAILURE", Timeout => "TIMEOUT", Killed => "KILLED", UpstreamFailed => "UPSTREAM_FAILED",
+    Lost => "LOST",
 });
 str_enum!(FailureStrategy { End => "END", Continue => "CONTINUE" });
 
@@ -213,6 +244,7 @@ impl TaskState {
                 | TaskState::Timeout
                 | TaskState::Killed
                 | TaskState::UpstreamFailed
+                | TaskState::Lost
         )
     }
     pub fn is_active(self) -> bool {

@@ -123,6 +123,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 environment: None,
                 worker_group: "default".into(),
                 priority: 1,
+                on_worker_loss: Default::default(),
             },
             TaskSpec {
                 name: "train".into(),
@@ -140,6 +141,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 environment: Some("torch-2".into()),
                 worker_group: "gpu".into(),
                 priority: 7,
+                on_worker_loss: Default::default(),
             },
             TaskSpec {
                 name: "evaluate".into(),
@@ -154,6 +156,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 environment: Some("eval-env".into()),
                 worker_group: "default".into(),
                 priority: 0,
+                on_worker_loss: Default::default(),
             },
         ],
     };

@@ -10,6 +10,7 @@ pub mod error;
 pub mod grpc;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -34,6 +35,9 @@ pub struct MasterConfig {
     pub policy: Policy,
     /// Safety-net poll for commands written without a nudge.
     pub poll_interval: Duration,
+    /// How long a worker that vanished from the registry may take to come
+    /// back before its attempts are failed over.
+    pub worker_loss_grace: Duration,
 }
 
 impl Default for MasterConfig {
@@ -44,6 +48,7 @@ impl Default for MasterConfig {
             advertise_host: "127.0.0.1".into(),
             policy: Policy::default(),
             poll_interval: Duration::from_secs(1),
+            worker_loss_grace: Duration::from_secs(5),
         }
     }
 }
@@ -51,6 +56,8 @@ impl Default for MasterConfig {
 /// A running master.
 pub struct MasterHandle {
     addr: SocketAddr,
+    advertised: String,
+    is_leader: Arc<AtomicBool>,
     leader: LeaderSlot,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -59,6 +66,16 @@ pub struct MasterHandle {
 impl MasterHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The gRPC URL workers use to reach this master.
+    pub fn advertised(&self) -> &str {
+        &self.advertised
+    }
+
+    /// True while this master leads (for health endpoints).
+    pub fn leader_flag(&self) -> Arc<AtomicBool> {
+        self.is_leader.clone()
     }
 
     /// Wakes the engine to consume new commands (no-op on a standby).
@@ -118,11 +135,18 @@ pub async fn start(
     let svc = MasterServiceServer::new(MasterGrpc {
         leader: leader.clone(),
     });
+    // gRPC health: the master service is SERVING only on the leader, so
+    // load balancers and probes can tell the leader from standbys.
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<MasterServiceServer<MasterGrpc>>()
+        .await;
     let mut rx = shutdown_rx.clone();
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let server = tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            .add_service(health_svc)
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = rx.wait_for(|s| *s).await;
@@ -134,16 +158,21 @@ pub async fn start(
     });
     info!(%addr, id = %config.id, "master listening");
 
+    let is_leader = Arc::new(AtomicBool::new(false));
     let leader_loop = tokio::spawn(leader_loop(
         config,
-        advertised,
+        advertised.clone(),
+        is_leader.clone(),
         store,
         registry,
         leader.clone(),
+        health,
         shutdown_rx,
     ));
     Ok(MasterHandle {
         addr,
+        advertised,
+        is_leader,
         leader,
         shutdown: shutdown_tx,
         tasks: vec![server, leader_loop],
@@ -153,9 +182,11 @@ pub async fn start(
 async fn leader_loop(
     config: MasterConfig,
     advertised: String,
+    is_leader: Arc<AtomicBool>,
     store: Store,
     registry: Arc<dyn Registry>,
     slot: LeaderSlot,
+    health: tonic_health::server::HealthReporter,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = MasterInfo {
@@ -187,14 +218,21 @@ async fn leader_loop(
         if let Ok(mut s) = slot.write() {
             *s = Some(EngineHandle::new(tx.clone()));
         }
+        health
+            .set_serving::<MasterServiceServer<MasterGrpc>>()
+            .await;
+        is_leader.store(true, Ordering::Relaxed);
         let result = tokio::select! {
             r = engine::run(
                 store.clone(),
                 epoch,
                 advertised.clone(),
                 registry.clone(),
-                config.policy,
-                config.poll_interval,
+                engine::EngineConfig {
+                    policy: config.policy,
+                    poll_interval: config.poll_interval,
+                    worker_loss_grace: config.worker_loss_grace,
+                },
                 leadership.lost.clone(),
                 tx,
                 rx,
@@ -204,6 +242,10 @@ async fn leader_loop(
         if let Ok(mut s) = slot.write() {
             *s = None;
         }
+        is_leader.store(false, Ordering::Relaxed);
+        health
+            .set_not_serving::<MasterServiceServer<MasterGrpc>>()
+            .await;
         leadership.resign();
         match result {
             Ok(()) if *shutdown.borrow() => return,

@@ -59,44 +59,60 @@ impl WorkerService for ScriptedWorker {
 
 struct Harness {
     store: Store,
+    registry: Arc<MemoryRegistry>,
     master: MasterHandle,
     client: MasterServiceClient<tonic::transport::Channel>,
-    dispatched: mpsc::UnboundedReceiver<TaskDispatch>,
+    /// Dispatches with the id of the scripted worker that received them.
+    dispatched: mpsc::UnboundedReceiver<(String, TaskDispatch)>,
+    leases: Vec<(String, orca_common::registry::WorkerLease)>,
     _dir: tempfile::TempDir,
 }
 
-async fn harness() -> Harness {
+/// Starts a master with `workers` scripted workers (`w0`, `w1`, ...) that
+/// accept every dispatch; vanished workers fail over after 200 ms.
+async fn harness_with(workers: usize) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::connect(&format!(
-        "sqlite://{}/orca.db?mode=rwc",
-        dir.path().display()
-    ))
-    .await
-    .unwrap();
+    let url = format!("sqlite://{}/orca.db?mode=rwc", dir.path().display());
+    let store = Store::connect(&url).await.unwrap();
     let registry = Arc::new(MemoryRegistry::new());
     let (tx, rx) = mpsc::unbounded_channel();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(WorkerServiceServer::new(ScriptedWorker { dispatched: tx }))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-    );
-    let lease = registry
-        .register_worker(WorkerInfo {
-            id: "scripted".into(),
-            addr: format!("http://{addr}"),
-            group: "default".into(),
-            labels: vec![],
-            slots: 10,
-            running: 0,
-            load: 0.0,
-            environments: vec![],
-        })
-        .await
-        .unwrap();
-    std::mem::forget(lease);
-    let master = orca_master::start(MasterConfig::default(), store.clone(), registry)
+    let mut leases = Vec::new();
+    for i in 0..workers {
+        let id = format!("w{i}");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (wtx, mut wrx) = mpsc::unbounded_channel();
+        let (fwd, wid) = (tx.clone(), id.clone());
+        tokio::spawn(async move {
+            while let Some(d) = wrx.recv().await {
+                let _ = fwd.send((wid.clone(), d));
+            }
+        });
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(WorkerServiceServer::new(ScriptedWorker { dispatched: wtx }))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let lease = registry
+            .register_worker(WorkerInfo {
+                id: id.clone(),
+                addr: format!("http://{addr}"),
+                group: "default".into(),
+                labels: vec![],
+                slots: 10,
+                running: 0,
+                load: i as f64,
+                environments: vec![],
+            })
+            .await
+            .unwrap();
+        leases.push((id, lease));
+    }
+    let config = MasterConfig {
+        worker_loss_grace: Duration::from_millis(200),
+        ..MasterConfig::default()
+    };
+    let master = orca_master::start(config, store.clone(), registry.clone())
         .await
         .unwrap();
     let client = MasterServiceClient::connect(format!("http://{}", master.addr()))
@@ -104,11 +120,17 @@ async fn harness() -> Harness {
         .unwrap();
     Harness {
         store,
+        registry,
         master,
         client,
         dispatched: rx,
+        leases,
         _dir: dir,
     }
+}
+
+async fn harness() -> Harness {
+    harness_with(1).await
 }
 
 async fn trigger(h: &Harness, yaml: &str) {
@@ -131,6 +153,11 @@ async fn trigger(h: &Harness, yaml: &str) {
 }
 
 async fn next_dispatch(h: &mut Harness) -> TaskDispatch {
+    next_dispatch_to(h).await.1
+}
+
+/// The next dispatch and the worker it went to.
+async fn next_dispatch_to(h: &mut Harness) -> (String, TaskDispatch) {
     tokio::time::timeout(DEADLINE, h.dispatched.recv())
         .await
         .expect("a dispatch within the deadline")
@@ -147,7 +174,7 @@ fn event(d: &TaskDispatch, seq: u64, kind: TaskEventKind) -> ReportTaskEventRequ
             exit_code: 0,
             event_time_us: chrono::Utc::now().timestamp_micros(),
             out_params: Default::default(),
-            worker_id: "scripted".into(),
+            worker_id: String::new(),
             message: String::new(),
             pid: 42,
             log_path: String::new(),
@@ -273,5 +300,111 @@ async fn a_deposed_leader_cannot_write() {
         TaskState::Success,
         "the fenced write did not land"
     );
+    h.master.shutdown().await;
+}
+
+const ONE: &str = r#"
+workflow: {name: one}
+tasks:
+  - {name: a, task_type: Shell, command: "sleep 10"}
+"#;
+
+#[tokio::test]
+async fn a_vanished_worker_s_attempt_fails_over_to_another_worker() {
+    let mut h = harness_with(2).await;
+    trigger(&h, ONE).await;
+    let (first_worker, first) = next_dispatch_to(&mut h).await;
+    assert!(
+        report(&mut h, event(&first, 1, TaskEventKind::Running))
+            .await
+            .unwrap()
+    );
+    // Its lease ends (as when etcd expires it): after the grace, a new
+    // attempt marked as failover goes to the other worker.
+    let (_, lease) = h.leases.iter().find(|(id, _)| *id == first_worker).unwrap();
+    lease.revoke();
+    let (second_worker, second) = next_dispatch_to(&mut h).await;
+    assert_ne!(second_worker, first_worker);
+    assert_ne!(second.task_instance_id, first.task_instance_id);
+    assert_eq!(second.attempt, 2);
+    assert!(second.failover, "a failover attempt, not a retry");
+    // The lost worker's late report of the old attempt changes nothing.
+    assert!(
+        report(&mut h, event(&first, 2, TaskEventKind::Success))
+            .await
+            .unwrap()
+    );
+    assert!(
+        report(&mut h, event(&second, 2, TaskEventKind::Success))
+            .await
+            .unwrap()
+    );
+    let rows = h
+        .store
+        .task_instances(first.workflow_instance_id)
+        .await
+        .unwrap();
+    assert_eq!(rows[0].state, TaskState::Lost, "{rows:#?}");
+    assert!(rows[0].message.as_deref().unwrap_or("").contains("lost"));
+    assert_eq!(rows[1].state, TaskState::Success);
+    assert!(rows[1].failover);
+    let inst = h
+        .store
+        .workflow_instance(first.workflow_instance_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state, WorkflowState::Success);
+    h.master.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_lost_report_fails_over_unless_the_task_says_fail() {
+    let mut h = harness().await;
+    trigger(&h, ONE).await;
+    let first = next_dispatch(&mut h).await;
+    assert!(
+        report(&mut h, event(&first, 2, TaskEventKind::Lost))
+            .await
+            .unwrap()
+    );
+    let second = next_dispatch(&mut h).await;
+    assert_eq!((second.attempt, second.failover), (2, true));
+    assert!(
+        report(&mut h, event(&second, 2, TaskEventKind::Success))
+            .await
+            .unwrap()
+    );
+
+    trigger(
+        &h,
+        r#"
+workflow: {name: no-second-run}
+tasks:
+  - {name: a, task_type: Shell, command: "true", on_worker_loss: fail}
+"#,
+    )
+    .await;
+    let only = next_dispatch(&mut h).await;
+    assert!(
+        report(&mut h, event(&only, 2, TaskEventKind::Lost))
+            .await
+            .unwrap()
+    );
+    let inst = h
+        .store
+        .workflow_instance(only.workflow_instance_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inst.state, WorkflowState::Failure);
+    let rows = h
+        .store
+        .task_instances(only.workflow_instance_id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "no second attempt: {rows:#?}");
+    assert_eq!(rows[0].state, TaskState::Lost);
+    let _ = &h.registry;
     h.master.shutdown().await;
 }

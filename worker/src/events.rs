@@ -82,6 +82,10 @@ pub(crate) fn terminal(
             "killed: ran past its timeout".to_string(),
         ),
         (Some(KillReason::Killed), _) => (TaskEventKind::Killed, "killed on request".to_string()),
+        (Some(KillReason::Shutdown), _) => (
+            TaskEventKind::Lost,
+            "killed: the worker shut down".to_string(),
+        ),
         (Some(KillReason::LeaseLost), _) => (
             TaskEventKind::Lost,
             "killed: the worker lost its registry lease".to_string(),

@@ -128,8 +128,11 @@ pub(crate) struct PidRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub(crate) enum KillReason {
-    /// `KillTask` or worker shutdown.
+    /// `KillTask`.
     Killed,
+    /// The worker shut down with `kill_tasks`: the attempt is lost with the
+    /// worker (the master fails it over), not failed.
+    Shutdown,
     /// The task ran past its `timeout_ms`.
     Timeout,
     /// The worker lost its registry lease.

@@ -130,7 +130,7 @@ impl WorkerHandle {
         let w = &self.worker;
         if kill_tasks {
             let running = w.attempts.running();
-            w.kill_all(KillReason::Killed);
+            w.kill_all(KillReason::Shutdown);
             let deadline = tokio::time::Instant::now() + w.config.kill_grace + SHUTDOWN_SLACK;
             for entry in running {
                 let mut phase = entry.watch_phase();
@@ -264,7 +264,13 @@ async fn serve(
         }
         conn
     });
+    // gRPC health: the worker serves as long as its server runs.
+    let (health, health_svc) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<WorkerServiceServer<service::WorkerGrpc>>()
+        .await;
     tonic::transport::Server::builder()
+        .add_service(health_svc)
         .add_service(WorkerServiceServer::new(service::WorkerGrpc { worker }))
         .serve_with_incoming_shutdown(incoming, cancel.cancelled_owned())
         .await

@@ -228,9 +228,10 @@ async fn stale_epoch_and_full_worker_are_refused() {
     assert_eq!(listed.attempts[0].epoch, epoch + 1);
     assert_eq!(reg.workers().await.unwrap()[0].running, 1);
     worker.shutdown(true).await;
-    // Shutdown with kill_tasks ends the task and deregisters.
+    // Shutdown with kill_tasks ends the task (lost with the worker: the
+    // master fails it over) and deregisters.
     assert!(reg.workers().await.unwrap().is_empty());
-    assert_eq!(master.wait_terminal(1).await.kind(), TaskEventKind::Killed);
+    assert_eq!(master.wait_terminal(1).await.kind(), TaskEventKind::Lost);
 }
 
 #[tokio::test]

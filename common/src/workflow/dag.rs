@@ -294,6 +294,7 @@ mod tests {
             environment: None,
             worker_group: "default".to_string(),
             priority: 0,
+            on_worker_loss: Default::default(),
         }
     }
 

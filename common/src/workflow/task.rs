@@ -7,7 +7,7 @@ use super::node::{Node, Value};
 use super::reader::{Fields, KeySet, Reader};
 use super::validate::duplicate_params;
 use super::values::{did_you_mean, parse_count, parse_duration, parse_priority};
-use crate::model::{Direction, ParamSpec, TaskSpec, TaskType};
+use crate::model::{Direction, OnWorkerLoss, ParamSpec, TaskSpec, TaskType};
 
 /// Keys of a task.
 pub(crate) const TASK_KEYS: KeySet = KeySet {
@@ -30,6 +30,7 @@ pub(crate) const TASK_KEYS: KeySet = KeySet {
         "worker_group",
         "priority",
         "task_priority",
+        "on_worker_loss",
     ],
     ignored: &[
         "flag",
@@ -153,6 +154,9 @@ pub(crate) fn read_task(
         _ => default_worker_group.to_string(),
     };
     let local_params = read_task_params(r, &f, task);
+    let on_worker_loss = r
+        .parsed(&f, "on_worker_loss", task, |t| t.parse::<OnWorkerLoss>())
+        .unwrap_or_default();
 
     let spec = type_.map(|task_type| TaskSpec {
         name: name.clone().unwrap_or_default(),
@@ -167,6 +171,7 @@ pub(crate) fn read_task(
         environment,
         worker_group,
         priority,
+        on_worker_loss,
     });
     Some(TaskDraft {
         name,

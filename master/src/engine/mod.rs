@@ -49,8 +49,10 @@ pub(crate) enum Msg {
     WakeWaiting,
     /// New commands may be pending.
     Nudge,
-    /// Re-check attempts whose worker was missing at recovery.
-    VerifyAdopted,
+    /// The registry's worker list changed.
+    WorkersChanged,
+    /// Grace periods of vanished workers may be over.
+    CheckLostWorkers,
 }
 
 /// Handle to a running engine (held by the gRPC service and the API).
@@ -103,8 +105,10 @@ pub(crate) struct Engine {
     waiting: Vec<(i64, usize)>,
     /// Tasks that became ready this turn (workflow, task, failover).
     ready: Vec<(i64, usize, bool)>,
-    /// Attempts adopted at recovery whose worker was not registered yet.
-    unverified: Vec<(i64, usize)>,
+    /// Workers that vanished while holding attempts, with the end of their
+    /// grace period.
+    suspects: HashMap<String, tokio::time::Instant>,
+    worker_loss_grace: Duration,
     // The batch being built this turn.
     writes: Vec<Write>,
     inserts: Vec<(i64, usize)>,
@@ -114,14 +118,20 @@ pub(crate) struct Engine {
 
 /// Runs the engine as leader of `epoch` until leadership is lost or the
 /// store fences it off.
-#[allow(clippy::too_many_arguments)]
+/// Engine settings (from the master's config).
+#[derive(Debug, Clone)]
+pub(crate) struct EngineConfig {
+    pub policy: crate::dispatch::Policy,
+    pub poll_interval: Duration,
+    pub worker_loss_grace: Duration,
+}
+
 pub(crate) async fn run(
     store: Store,
     epoch: u64,
     master_addr: String,
     registry: Arc<dyn Registry>,
-    policy: crate::dispatch::Policy,
-    poll_interval: Duration,
+    config: EngineConfig,
     mut lost: watch::Receiver<bool>,
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
@@ -133,13 +143,14 @@ pub(crate) async fn run(
         master_addr,
         workers,
         clients: WorkerClients::default(),
-        selector: WorkerSelector::new(policy),
+        selector: WorkerSelector::new(config.policy),
         tx,
         runs: HashMap::new(),
         by_ti: HashMap::new(),
         waiting: Vec::new(),
         ready: Vec::new(),
-        unverified: Vec::new(),
+        suspects: HashMap::new(),
+        worker_loss_grace: config.worker_loss_grace,
         writes: Vec::new(),
         inserts: Vec::new(),
         actions: Vec::new(),
@@ -147,7 +158,7 @@ pub(crate) async fn run(
     };
     engine.recover().await?;
     engine.consume_commands().await?;
-    let mut poll = tokio::time::interval(poll_interval);
+    let mut poll = tokio::time::interval(config.poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -170,7 +181,7 @@ pub(crate) async fn run(
             }
             changed = engine.workers.changed() => {
                 if changed.is_ok() {
-                    engine.handle_batch(vec![Msg::WakeWaiting]).await?;
+                    engine.handle_batch(vec![Msg::WorkersChanged]).await?;
                 }
             }
             _ = poll.tick() => {
@@ -199,7 +210,8 @@ impl Engine {
                 Msg::RetryDue { wf, task } => self.on_retry_due(wf, task),
                 Msg::WakeWaiting => self.try_waiting(),
                 Msg::Nudge => nudged = true,
-                Msg::VerifyAdopted => self.verify_unadopted_again(),
+                Msg::WorkersChanged => self.on_workers_changed(),
+                Msg::CheckLostWorkers => self.check_lost_workers(),
             }
         }
         match self.commit().await {
@@ -391,7 +403,7 @@ impl Engine {
         self.by_ti.clear();
         self.waiting.clear();
         self.ready.clear();
-        self.unverified.clear();
+        self.suspects.clear();
         self.writes.clear();
         self.inserts.clear();
         self.actions.clear();

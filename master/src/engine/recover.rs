@@ -1,9 +1,8 @@
 //! Rebuilding engine state from the store (start-up, takeover, after a
 //! failed commit) and verifying in-flight attempts with their workers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use orca_common::TaskState;
@@ -13,10 +12,6 @@ use tracing::{info, warn};
 
 use super::{Action, Engine, Msg, Phase, WorkflowRun};
 use crate::error::MasterError;
-
-/// How long an attempt whose worker is not registered may wait for it to come
-/// back before it is failed over.
-const WORKER_GRACE: Duration = Duration::from_secs(10);
 
 impl Engine {
     /// Loads every unfinished workflow instance and resumes it.
@@ -89,6 +84,7 @@ impl Engine {
                 run.tasks[t].retries_used = n.saturating_sub(1);
             }
             let id = inst.id;
+            let mut lost_latest = Vec::new();
             for t in 0..run.tasks.len() {
                 let spec = &run.spec.tasks[t];
                 let task = &mut run.tasks[t];
@@ -102,12 +98,15 @@ impl Engine {
                         task.phase = Phase::RetryWait;
                         self.ready.push((id, t, false));
                     }
-                    Phase::Pending => {}
+                    Phase::Done(TaskState::Lost) => lost_latest.push(t),
                     _ => {}
                 }
             }
             self.runs.insert(id, run);
             self.touched.insert(id);
+            for t in lost_latest {
+                self.attempt_ended(id, t, TaskState::Lost);
+            }
             self.resume_dag(id);
         }
         self.verify_in_flight(in_flight).await;
@@ -168,6 +167,7 @@ impl Engine {
                 Err(e) => warn!(worker = %w.id, error = %e, "cannot list attempts"),
             }
         }
+        let live: HashSet<String> = workers.iter().map(|w| w.id.clone()).collect();
         for (wf, t) in in_flight {
             let Some(run) = self.runs.get(&wf) else {
                 continue;
@@ -180,81 +180,123 @@ impl Engine {
                 .map(|w| w.0.clone())
                 .unwrap_or_default();
             match held.get(&worker_id) {
-                Some(set) if set.contains(&(ti, task.attempt)) => {
-                    self.selector.adopt(&worker_id);
-                }
-                Some(_) => self.attempt_lost(wf, t, "its worker no longer holds it"),
-                None => self.unverified.push((wf, t)),
+                Some(set) if set.contains(&(ti, task.attempt)) => self.selector.adopt(&worker_id),
+                // The worker is alive and never got it (or forgot it): the
+                // attempt never ran there.
+                Some(_) => self.attempt_lost(wf, t, "its worker does not hold it", true),
+                // Alive but did not answer: keep it; its reports will come.
+                None if live.contains(&worker_id) => self.selector.adopt(&worker_id),
+                // Not registered (yet): lost unless it is back within the grace.
+                None => self.suspect_worker(&worker_id),
             }
-        }
-        if !self.unverified.is_empty() {
-            info!(
-                count = self.unverified.len(),
-                "attempts wait for their worker to re-register"
-            );
-            self.actions.push(Action::Timer {
-                after: WORKER_GRACE,
-                msg: Msg::VerifyAdopted,
-            });
         }
     }
 
-    /// Grace period over: attempts whose worker is still unknown are lost.
-    pub(super) fn verify_unadopted_again(&mut self) {
+    /// Starts the grace period of a worker that vanished from the registry
+    /// while it held attempts.
+    pub(super) fn suspect_worker(&mut self, worker: &str) {
+        if self.suspects.contains_key(worker) {
+            return;
+        }
+        info!(
+            worker,
+            grace_ms = self.worker_loss_grace.as_millis() as u64,
+            "worker gone; its attempts fail over unless it returns"
+        );
+        self.suspects.insert(
+            worker.to_string(),
+            tokio::time::Instant::now() + self.worker_loss_grace,
+        );
+        self.actions.push(Action::Timer {
+            after: self.worker_loss_grace,
+            msg: Msg::CheckLostWorkers,
+        });
+    }
+
+    /// The registry's worker list changed: start the grace period of workers
+    /// that vanished while holding attempts; forget the ones that came back.
+    pub(super) fn on_workers_changed(&mut self) {
         let live: HashSet<String> = self.live_workers().into_iter().map(|w| w.id).collect();
-        for (wf, t) in std::mem::take(&mut self.unverified) {
-            let Some(run) = self.runs.get(&wf) else {
-                continue;
-            };
-            let task = &run.tasks[t];
-            if !task.phase.is_active() {
-                continue;
+        self.suspects.retain(|w, _| !live.contains(w));
+        let mut gone = BTreeSet::new();
+        for run in self.runs.values() {
+            for task in &run.tasks {
+                if let (true, Some((w, _))) = (
+                    matches!(task.phase, Phase::Dispatched | Phase::Running),
+                    &task.worker,
+                ) && !live.contains(w)
+                {
+                    gone.insert(w.clone());
+                }
             }
-            let worker = task
-                .worker
-                .as_ref()
-                .map(|w| w.0.clone())
-                .unwrap_or_default();
-            if live.contains(&worker) {
-                // Back in time; its reports (outbox) will arrive.
-                self.selector.adopt(&worker);
-            } else {
-                self.attempt_lost(wf, t, "its worker did not come back");
+        }
+        for w in gone {
+            self.suspect_worker(&w);
+        }
+        self.try_waiting();
+    }
+
+    /// Grace periods over: attempts of workers still gone are lost.
+    pub(super) fn check_lost_workers(&mut self) {
+        let now = tokio::time::Instant::now();
+        let live: HashSet<String> = self.live_workers().into_iter().map(|w| w.id).collect();
+        let due: Vec<String> = self
+            .suspects
+            .iter()
+            .filter(|(w, deadline)| **deadline <= now && !live.contains(*w))
+            .map(|(w, _)| w.clone())
+            .collect();
+        for worker in due {
+            self.suspects.remove(&worker);
+            let mut lost = Vec::new();
+            for (wf, run) in &self.runs {
+                for (t, task) in run.tasks.iter().enumerate() {
+                    if task.phase.is_active()
+                        && task.worker.as_ref().is_some_and(|(w, _)| *w == worker)
+                    {
+                        lost.push((*wf, t));
+                    }
+                }
+            }
+            warn!(worker, attempts = lost.len(), "worker lost");
+            for (wf, t) in lost {
+                self.attempt_lost(wf, t, &format!("worker {worker} was lost"), false);
             }
         }
     }
 
-    /// The attempt of task `t` is gone with its worker: an attempt that never
-    /// started is placed again as it is; a started one is failed over to a new
-    /// attempt marked as failover (not counted as a retry).
-    fn attempt_lost(&mut self, wf: i64, t: usize, why: &str) {
+    /// The current attempt of task `t` is gone. `never_reached`: its worker
+    /// is alive and does not know it, so the same attempt is placed again;
+    /// otherwise the attempt is recorded LOST and replaced by a failover
+    /// attempt (or failed, per the task's `on_worker_loss`).
+    fn attempt_lost(&mut self, wf: i64, t: usize, why: &str, never_reached: bool) {
         let Some(run) = self.runs.get_mut(&wf) else {
             return;
         };
         let task = &mut run.tasks[t];
         let Some(ti) = task.ti else { return };
-        if task.phase == Phase::Dispatched && task.last_seq == 0 {
+        if let Some((w, _)) = task.worker.take() {
+            self.selector.release(&w);
+        }
+        if never_reached && task.phase == Phase::Dispatched && task.last_seq == 0 {
             warn!(
                 ti,
                 why, "dispatched attempt never reached a worker; placing it again"
             );
             task.phase = Phase::Waiting;
-            task.worker = None;
             self.waiting.push((wf, t));
             return;
         }
-        warn!(ti, why, "attempt lost; failing over to a new attempt");
-        task.phase = Phase::Pending;
-        task.worker = None;
+        warn!(ti, why, "attempt lost");
         self.writes.push(Write::UpdateTaskInstance {
             id: ti,
             update: TaskInstanceUpdate {
-                state: Some(TaskState::Failure),
+                state: Some(TaskState::Lost),
                 end_time: Some(Utc::now()),
-                message: Some(format!("attempt lost: {why}; failed over")),
+                message: Some(format!("attempt lost: {why}")),
                 ..Default::default()
             },
         });
-        self.ready.push((wf, t, true));
+        self.attempt_ended(wf, t, TaskState::Lost);
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orca_common::params::{ResolveInput, ResolvedParam, SystemContext, resolve};
-use orca_common::{FailureStrategy, TaskState};
+use orca_common::{FailureStrategy, OnWorkerLoss, TaskState};
 use orca_proto::v1::{Param, TaskDispatch, TaskEvent, TaskEventKind};
 use orca_store::{NewTaskInstance, TaskInstanceUpdate, Write};
 use tracing::{debug, info, warn};
@@ -85,6 +85,7 @@ impl Engine {
             TaskEventKind::Success => TaskState::Success,
             TaskEventKind::Timeout => TaskState::Timeout,
             TaskEventKind::Killed => TaskState::Killed,
+            TaskEventKind::Lost => TaskState::Lost,
             _ => TaskState::Failure,
         };
         if task.start_time.is_none() {
@@ -114,7 +115,6 @@ impl Engine {
             });
         }
         self.touched.insert(wf);
-        let spec = &run.spec.tasks[t];
         if state == TaskState::Success {
             task.out = ev.out_params.into_iter().collect();
             task.phase = Phase::Done(TaskState::Success);
@@ -128,7 +128,34 @@ impl Engine {
             }
             return true;
         }
-        let retryable = matches!(state, TaskState::Failure | TaskState::Timeout);
+        self.attempt_ended(wf, t, state);
+        true
+    }
+
+    /// The current attempt of task `t` ended unsuccessfully in `state`
+    /// (its row is already updated): retry, fail over, or fail the task.
+    pub(super) fn attempt_ended(&mut self, wf: i64, t: usize, state: TaskState) {
+        let Some(run) = self.runs.get_mut(&wf) else {
+            return;
+        };
+        self.touched.insert(wf);
+        let spec = &run.spec.tasks[t];
+        let task = &mut run.tasks[t];
+        task.worker = None;
+        if state == TaskState::Lost
+            && !run.stopping
+            && spec.on_worker_loss == OnWorkerLoss::Failover
+        {
+            info!(wf, task = %spec.name, attempt = task.attempt, "attempt lost with its worker; failing over");
+            metrics::counter!("orca_master_failovers_total").increment(1);
+            task.phase = Phase::Pending;
+            self.ready.push((wf, t, true));
+            return;
+        }
+        let retryable = matches!(
+            state,
+            TaskState::Failure | TaskState::Timeout | TaskState::Lost
+        );
         if retryable && !run.stopping && task.retries_used < spec.retries {
             task.retries_used += 1;
             task.phase = Phase::RetryWait;
@@ -137,13 +164,12 @@ impl Engine {
                 after: spec.retry_interval,
                 msg: Msg::RetryDue { wf, task: t },
             });
-            return true;
+            return;
         }
         task.phase = Phase::Done(state);
         if !run.stopping {
             self.task_failed(wf, t);
         }
-        true
     }
 
     /// A task failed for good: apply the workflow's failure strategy.

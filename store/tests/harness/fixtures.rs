@@ -36,6 +36,7 @@ pub fn task(name: &str, deps: &[&str]) -> TaskSpec {
         environment: Some("py311".into()),
         worker_group: "gpu".into(),
         priority: 3,
+        on_worker_loss: Default::default(),
     }
 }
 

@@ -1,0 +1,219 @@
+//! Cluster roles: `orca master`, `orca worker`, `orca api`, and
+//! `orca config check`. Each reads the layered config (defaults → TOML file
+//! → `ORCA_<SECTION>__<KEY>` env vars → `--set key=value`), connects to etcd
+//! (and the metadata store where needed), serves until SIGTERM/Ctrl-C, and
+//! exposes `/health` + `/metrics` for operators.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use orca_common::config::{self, ConfigSources, OrcaConfig};
+use orca_common::registry::Registry;
+use orca_common::registry::etcd::{EtcdConfig, EtcdRegistry};
+use orca_store::Store;
+
+use crate::args::{ApiServeArgs, ConfigCheckArgs, ServeArgs};
+use crate::ops::{HealthFn, hostname, serve_ops, shutdown_signal};
+
+fn sources(args: &ServeArgs) -> ConfigSources {
+    ConfigSources {
+        file: args.config.clone(),
+        overrides: args.set.clone(),
+    }
+}
+
+/// Loads and validates the config; errors name the key and its source.
+pub fn load_config(args: &ServeArgs) -> anyhow::Result<OrcaConfig> {
+    let cfg = config::load(&sources(args))?;
+    config::validate(&cfg)?;
+    Ok(cfg)
+}
+
+async fn registry(cfg: &OrcaConfig) -> anyhow::Result<Arc<dyn Registry>> {
+    let r = &cfg.registry;
+    let reg = EtcdRegistry::connect(EtcdConfig {
+        endpoints: r.endpoints.clone(),
+        prefix: r.prefix.clone(),
+        lease_ttl: r.lease_ttl,
+        keepalive_interval: r.keepalive_interval,
+        fence_margin: r.fence_margin,
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot reach etcd at {} (registry.endpoints)",
+            r.endpoints.join(",")
+        )
+    })?;
+    Ok(Arc::new(reg))
+}
+
+async fn store(cfg: &OrcaConfig) -> anyhow::Result<Store> {
+    Store::connect(&cfg.store.url).await.with_context(|| {
+        format!(
+            "cannot open the metadata store (store.url = {})",
+            redact(&cfg.store.url)
+        )
+    })
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub async fn run_master(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&args)?;
+    crate::init_tracing_from(&cfg.log);
+    let host = hostname();
+    let store = store(&cfg).await?;
+    let registry = registry(&cfg).await?;
+    let m = &cfg.master;
+    let master = orca_master::start(
+        orca_master::MasterConfig {
+            id: m.effective_id(&host),
+            listen: m.listen,
+            advertise_host: m.effective_advertise_host(&host),
+            policy: match m.dispatch_policy {
+                config::DispatchPolicy::LowestWeight => orca_master::Policy::LowestWeight,
+                config::DispatchPolicy::RoundRobin => orca_master::Policy::RoundRobin,
+                config::DispatchPolicy::Random => orca_master::Policy::Random,
+            },
+            poll_interval: m.command_poll_interval,
+            worker_loss_grace: m.worker_loss_grace,
+        },
+        store,
+        registry,
+    )
+    .await?;
+    let leader = master.leader_flag();
+    let health: HealthFn = Arc::new(move || {
+        let role = if leader.load(std::sync::atomic::Ordering::Relaxed) {
+            "leader"
+        } else {
+            "standby"
+        };
+        (StatusCode::OK, role.to_string())
+    });
+    let ops = serve_ops(m.http_listen, health).await?;
+    println!(
+        "orca master {} up: gRPC {} (advertised {}), health/metrics http://{ops}",
+        m.effective_id(&host),
+        master.addr(),
+        master.advertised()
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping master");
+    master.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&args)?;
+    crate::init_tracing_from(&cfg.log);
+    let host = hostname();
+    let registry = registry(&cfg).await?;
+    let w = &cfg.worker;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let worker = orca_worker::start(
+        orca_worker::WorkerConfig {
+            id: (!w.id.is_empty()).then(|| w.id.clone()),
+            data_dir: w.data_dir.clone(),
+            listen: w.listen,
+            advertise_host: w.effective_advertise_host(&host),
+            group: w.group.clone(),
+            labels: w.labels.clone(),
+            slots: w.effective_slots(cpus),
+            python: w.python.clone(),
+            kill_grace: w.kill_grace,
+        },
+        registry,
+    )
+    .await?;
+    let health: HealthFn = Arc::new(|| (StatusCode::OK, "serving".to_string()));
+    let ops = serve_ops(w.http_listen, health).await?;
+    println!(
+        "orca worker {} up: gRPC {} ({} slots, group {:?}), health/metrics http://{ops}",
+        worker.id(),
+        worker.url(),
+        w.effective_slots(cpus),
+        w.group
+    );
+    shutdown_signal().await;
+    tracing::info!("stopping worker: its running tasks are killed and fail over");
+    worker.shutdown(true).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(&args.serve)?;
+    crate::init_tracing_from(&cfg.log);
+    let store = store(&cfg).await?;
+    let registry = registry(&cfg).await?;
+    let api = orca_api::serve(
+        cfg.api.listen,
+        orca_api::AppState {
+            store: store.clone(),
+            nudge: orca_api::nudge::leader_nudger(registry),
+            worker_clients: Default::default(),
+            metrics: crate::ops::metrics_handle(),
+        },
+    )
+    .await?;
+    let url = format!("http://{}", api.addr);
+    println!("orca api up: {url}/api/v1 (health {url}/health, metrics {url}/metrics)");
+    if let Some(dir) = &args.credentials_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let (_, created) = crate::standalone::ensure_token(&store, dir, &url).await?;
+        let file = dir.join(crate::client::CREDENTIALS_FILE);
+        if created {
+            println!(
+                "an API token was created and written to {} (mode 0600)",
+                file.display()
+            );
+        } else {
+            println!("API token: kept in {}", file.display());
+        }
+    }
+    shutdown_signal().await;
+    api.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn config_check(args: ConfigCheckArgs) -> anyhow::Result<ExitCode> {
+    let sources = sources(&args.serve);
+    let values = match config::explain(&sources) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let width = values.iter().map(|v| v.key.len()).max().unwrap_or(0);
+    for v in &values {
+        println!("{:<width$} = {:<40} # {}", v.key, v.value, v.source);
+    }
+    match config::load(&sources).and_then(|c| config::validate(&c)) {
+        Ok(()) => {
+            eprintln!("configuration is valid");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
