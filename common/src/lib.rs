@@ -4,6 +4,7 @@
 //! Architecture invariant: nothing here knows gRPC, HTTP or SQL. The store
 //! lives in `orca-store`, wire types in `orca-proto`.
 
+pub mod config;
 pub mod model;
 pub mod params;
 pub mod registry;

@@ -87,7 +87,9 @@ impl FromStr for OnWorkerLoss {
         match s.trim().to_ascii_lowercase().as_str() {
             "failover" => Ok(OnWorkerLoss::Failover),
             "fail" => Ok(OnWorkerLoss::Fail),
-            _ => Err(format!("{s:?} is not a worker-loss policy; use failover or fail")),
+            _ => Err(format!(
+                "{s:?} is not a worker-loss policy; use failover or fail"
+            )),
         }
     }
 }

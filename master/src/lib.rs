@@ -103,11 +103,18 @@ impl MasterHandle {
         self.leader.read().map(|s| s.is_some()).unwrap_or(false)
     }
 
+    /// Stops serving; a leader resigns so a standby takes over at once
+    /// instead of after the lease TTL.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            t.abort();
-            let _ = t.await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+                let _ = t.await;
+            }
         }
     }
 }
@@ -159,16 +166,26 @@ pub async fn start(
     info!(%addr, id = %config.id, "master listening");
 
     let is_leader = Arc::new(AtomicBool::new(false));
-    let leader_loop = tokio::spawn(leader_loop(
-        config,
-        advertised.clone(),
-        is_leader.clone(),
-        store,
-        registry,
-        leader.clone(),
-        health,
-        shutdown_rx,
-    ));
+    // In the registry view (leader and standbys alike).
+    let registration = registry
+        .register_master(MasterInfo {
+            id: config.id.clone(),
+            addr: advertised.clone(),
+        })
+        .await?;
+    let leader_loop = tokio::spawn(
+        LeaderLoop {
+            config,
+            advertised: advertised.clone(),
+            is_leader: is_leader.clone(),
+            store,
+            registry,
+            slot: leader.clone(),
+            health,
+            registration,
+        }
+        .run(shutdown_rx),
+    );
     Ok(MasterHandle {
         addr,
         advertised,
@@ -179,7 +196,8 @@ pub async fn start(
     })
 }
 
-async fn leader_loop(
+/// Campaigns, leads until deposed, campaigns again — until shutdown.
+struct LeaderLoop {
     config: MasterConfig,
     advertised: String,
     is_leader: Arc<AtomicBool>,
@@ -187,71 +205,90 @@ async fn leader_loop(
     registry: Arc<dyn Registry>,
     slot: LeaderSlot,
     health: tonic_health::server::HealthReporter,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let me = MasterInfo {
-        id: config.id.clone(),
-        addr: advertised.clone(),
-    };
-    loop {
-        let leadership = tokio::select! {
-            l = registry.campaign(me.clone()) => l,
-            _ = shutdown.wait_for(|s| *s) => return,
+    registration: orca_common::registry::MasterLease,
+}
+
+impl LeaderLoop {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        self.campaign_until(&mut shutdown).await;
+        self.registration.revoke();
+    }
+
+    async fn campaign_until(&self, shutdown: &mut watch::Receiver<bool>) {
+        let LeaderLoop {
+            config,
+            advertised,
+            is_leader,
+            store,
+            registry,
+            slot,
+            health,
+            ..
+        } = self;
+        let me = MasterInfo {
+            id: config.id.clone(),
+            addr: advertised.clone(),
         };
-        let leadership = match leadership {
-            Ok(l) => l,
-            Err(e) => {
-                warn!(error = %e, "campaign failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+        loop {
+            let leadership = tokio::select! {
+                l = registry.campaign(me.clone()) => l,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let leadership = match leadership {
+                Ok(l) => l,
+                Err(e) => {
+                    warn!(error = %e, "campaign failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let epoch = leadership.epoch;
+            if let Err(e) = store.claim_epoch(epoch, &config.id).await {
+                warn!(epoch, error = %e, "cannot claim epoch; resigning");
+                leadership.resign();
+                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
-        };
-        let epoch = leadership.epoch;
-        if let Err(e) = store.claim_epoch(epoch, &config.id).await {
-            warn!(epoch, error = %e, "cannot claim epoch; resigning");
+            info!(epoch, id = %config.id, "became leader");
+            let (tx, rx) = mpsc::unbounded_channel();
+            if let Ok(mut s) = slot.write() {
+                *s = Some(EngineHandle::new(tx.clone()));
+            }
+            health
+                .set_serving::<MasterServiceServer<MasterGrpc>>()
+                .await;
+            is_leader.store(true, Ordering::Relaxed);
+            let result = tokio::select! {
+                r = engine::run(
+                    engine::EngineSetup {
+                        store: store.clone(),
+                        epoch,
+                        master_addr: advertised.clone(),
+                        registry: registry.clone(),
+                        policy: config.policy,
+                        poll_interval: config.poll_interval,
+                        worker_loss_grace: config.worker_loss_grace,
+                    },
+                    leadership.lost.clone(),
+                    tx,
+                    rx,
+                ) => r,
+                _ = shutdown.wait_for(|s| *s) => Ok(()),
+            };
+            if let Ok(mut s) = slot.write() {
+                *s = None;
+            }
+            is_leader.store(false, Ordering::Relaxed);
+            health
+                .set_not_serving::<MasterServiceServer<MasterGrpc>>()
+                .await;
             leadership.resign();
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            continue;
+            match result {
+                Ok(()) if *shutdown.borrow() => return,
+                Ok(()) => info!(epoch, "stepped down"),
+                Err(e) => error!(epoch, error = %e, "engine stopped; stepping down"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        info!(epoch, id = %config.id, "became leader");
-        let (tx, rx) = mpsc::unbounded_channel();
-        if let Ok(mut s) = slot.write() {
-            *s = Some(EngineHandle::new(tx.clone()));
-        }
-        health
-            .set_serving::<MasterServiceServer<MasterGrpc>>()
-            .await;
-        is_leader.store(true, Ordering::Relaxed);
-        let result = tokio::select! {
-            r = engine::run(
-                store.clone(),
-                epoch,
-                advertised.clone(),
-                registry.clone(),
-                engine::EngineConfig {
-                    policy: config.policy,
-                    poll_interval: config.poll_interval,
-                    worker_loss_grace: config.worker_loss_grace,
-                },
-                leadership.lost.clone(),
-                tx,
-                rx,
-            ) => r,
-            _ = shutdown.wait_for(|s| *s) => Ok(()),
-        };
-        if let Ok(mut s) = slot.write() {
-            *s = None;
-        }
-        is_leader.store(false, Ordering::Relaxed);
-        health
-            .set_not_serving::<MasterServiceServer<MasterGrpc>>()
-            .await;
-        leadership.resign();
-        match result {
-            Ok(()) if *shutdown.borrow() => return,
-            Ok(()) => info!(epoch, "stepped down"),
-            Err(e) => error!(epoch, error = %e, "engine stopped; stepping down"),
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -171,6 +171,11 @@ pub async fn start(
     registry: Arc<dyn Registry>,
 ) -> Result<WorkerHandle, WorkerError> {
     describe_metrics();
+    // Absolute, so that `system.task.execute.path` means the same to a task
+    // whatever its working directory.
+    let mut config = config;
+    config.data_dir = std::path::absolute(&config.data_dir)
+        .map_err(|e| WorkerError::io("resolve data dir", &config.data_dir, e))?;
     let layout = Layout::new(config.data_dir.clone());
     let id = {
         let (layout, id) = (layout.clone(), config.id.clone());
@@ -223,7 +228,7 @@ pub async fn start(
     let lost: watch::Receiver<bool> = lease.lost.clone();
     worker.set_lease(lease);
     worker.publish();
-    tokio::spawn(worker::watch_lease(worker.clone(), lost));
+    tokio::spawn(worker::watch_lease(worker.clone(), registry.clone(), lost));
     tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
 
     let resent = {

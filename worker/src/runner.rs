@@ -142,7 +142,23 @@ fn prepare(rec: &DispatchRecord, dir: &Path, python: &str) -> Result<Prepared, S
     let rendered = rendered.map_err(|e| format!("ORCA-WORKER-RENDER: {e}"))?;
     write_atomic(&dir.join(script_file), rendered.script.as_bytes(), false)
         .map_err(|e| e.to_string())?;
-    let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
+    // Context every task can read (user parameters never use ORCA_ names:
+    // the renderer exports those under ORCA_P_<n>).
+    let mut env = vec![
+        ("PYTHONUNBUFFERED".to_string(), "1".to_string()),
+        ("ORCA_WORKFLOW_NAME".to_string(), rec.workflow_name.clone()),
+        (
+            "ORCA_WORKFLOW_INSTANCE_ID".to_string(),
+            rec.workflow_instance_id.to_string(),
+        ),
+        ("ORCA_TASK_NAME".to_string(), rec.task_name.clone()),
+        (
+            "ORCA_TASK_INSTANCE_ID".to_string(),
+            rec.task_instance_id.to_string(),
+        ),
+        ("ORCA_TASK_ATTEMPT".to_string(), rec.attempt.to_string()),
+        ("ORCA_TASK_FAILOVER".to_string(), rec.failover.to_string()),
+    ];
     env.extend(rendered.env);
     Ok(Prepared {
         interpreter,

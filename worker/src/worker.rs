@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use orca_common::registry::{WorkerInfo, WorkerLease};
+use orca_common::registry::{Registry, WorkerInfo, WorkerLease};
 use tokio_util::sync::CancellationToken;
 
 use crate::WorkerConfig;
@@ -28,7 +29,9 @@ pub(crate) struct Worker {
     max_epoch: AtomicU64,
     /// Serialises writes of the epoch file.
     epoch_file: Mutex<()>,
-    lease: OnceLock<WorkerLease>,
+    /// The current registry lease; replaced when the worker re-registers
+    /// after losing it.
+    lease: Mutex<Option<Arc<WorkerLease>>>,
 }
 
 impl Worker {
@@ -51,7 +54,7 @@ impl Worker {
             cancel,
             max_epoch: AtomicU64::new(max_epoch),
             epoch_file: Mutex::new(()),
-            lease: OnceLock::new(),
+            lease: Mutex::new(None),
         }
     }
 
@@ -69,20 +72,23 @@ impl Worker {
         }
     }
 
-    pub(crate) fn set_lease(&self, lease: WorkerLease) -> Option<&WorkerLease> {
-        let _ = self.lease.set(lease);
-        self.lease.get()
+    /// Installs the current registry lease (replacing a lost one).
+    pub(crate) fn set_lease(&self, lease: WorkerLease) -> Arc<WorkerLease> {
+        let lease = Arc::new(lease);
+        *self.lease.lock().unwrap_or_else(|e| e.into_inner()) = Some(lease.clone());
+        lease
     }
 
-    pub(crate) fn lease(&self) -> Option<&WorkerLease> {
-        self.lease.get()
+    /// The current registry lease, if registered.
+    pub(crate) fn lease(&self) -> Option<Arc<WorkerLease>> {
+        self.lease.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Publishes the running count (metrics and registry). Called on every change.
     pub(crate) fn publish(&self) {
         let info = self.info();
         metrics::gauge!("orca_worker_tasks_running").set(f64::from(info.running));
-        if let Some(lease) = self.lease.get() {
+        if let Some(lease) = self.lease() {
             lease.update(info);
         }
     }
@@ -156,17 +162,134 @@ pub(crate) async fn watch_leader_epoch(
     }
 }
 
-/// Kills every task when the registry lease is lost: the master fails the
-/// tasks of a lost worker over, and no two attempts of one task may run.
-pub(crate) async fn watch_lease(worker: Arc<Worker>, mut lost: tokio::sync::watch::Receiver<bool>) {
-    let lost_now = tokio::select! {
-        // A revoke during shutdown (after cancel) is not a lost lease.
-        biased;
-        _ = worker.cancel.cancelled() => return,
-        r = lost.wait_for(|l| *l) => r.is_ok(),
-    };
-    if lost_now {
+/// First wait before re-registering after a lost lease; doubles per failure.
+const REREGISTER_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// Longest wait between re-registration attempts.
+const REREGISTER_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Kills every task when the registry lease is lost (the master fails the
+/// tasks of a lost worker over, and no two attempts of one task may run),
+/// then registers again with backoff until it succeeds and keeps watching
+/// the new lease. Ends on shutdown.
+pub(crate) async fn watch_lease(
+    worker: Arc<Worker>,
+    registry: Arc<dyn Registry>,
+    mut lost: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let lost_now = tokio::select! {
+            // A revoke during shutdown (after cancel) is not a lost lease.
+            biased;
+            _ = worker.cancel.cancelled() => return,
+            r = lost.wait_for(|l| *l) => r.is_ok(),
+        };
+        if !lost_now {
+            return;
+        }
         let n = worker.kill_all(KillReason::LeaseLost);
         tracing::error!(worker = %worker.id, killed = n, "ORCA-WORKER-LEASE-LOST: registry lease lost; killed all running tasks");
+        match reregister(&worker, registry.as_ref()).await {
+            Some(next) => lost = next,
+            None => return,
+        }
+    }
+}
+
+/// Registers again with backoff; `None` on shutdown.
+async fn reregister(
+    worker: &Worker,
+    registry: &dyn Registry,
+) -> Option<tokio::sync::watch::Receiver<bool>> {
+    let mut backoff = REREGISTER_BACKOFF_MIN;
+    loop {
+        tokio::select! {
+            biased;
+            _ = worker.cancel.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        let attempt = tokio::select! {
+            biased;
+            _ = worker.cancel.cancelled() => return None,
+            r = registry.register_worker(worker.info()) => r,
+        };
+        match attempt {
+            Ok(lease) => {
+                let lost = lease.lost.clone();
+                let lease = worker.set_lease(lease);
+                if worker.cancel.is_cancelled() {
+                    // Shutdown raced the registration: do not leave it behind.
+                    lease.revoke();
+                    return None;
+                }
+                worker.publish();
+                tracing::info!(worker = %worker.id, "re-registered in the registry after losing the lease");
+                return Some(lost);
+            }
+            Err(e) => {
+                backoff = (backoff * 2).min(REREGISTER_BACKOFF_MAX);
+                tracing::warn!(worker = %worker.id, error = %e, retry_in = ?backoff, "cannot re-register; retrying");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orca_common::registry::memory::MemoryRegistry;
+
+    /// A lost lease (taken away by another registration of the same id) is
+    /// followed by a new registration carrying this worker's own address,
+    /// and the new lease is watched in turn.
+    #[tokio::test]
+    async fn reregisters_after_lease_loss_and_keeps_watching() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Arc::new(MemoryRegistry::new());
+        let cancel = CancellationToken::new();
+        let outbox = Outbox::new(
+            dir.path().join("outbox"),
+            reg.watch_leader(),
+            cancel.clone(),
+        );
+        let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let w = Arc::new(Worker::new(
+            "w1".into(),
+            WorkerConfig::new(dir.path()),
+            addr,
+            outbox,
+            cancel.clone(),
+            0,
+        ));
+        let lease = reg.register_worker(w.info()).await.unwrap();
+        let lost = lease.lost.clone();
+        w.set_lease(lease);
+        let task = tokio::spawn(watch_lease(w.clone(), reg.clone(), lost));
+        let mine = w.info().addr;
+        let mut workers = reg.watch_workers();
+        for round in 0..2 {
+            let mut other = w.info();
+            other.addr = format!("http://elsewhere:{round}");
+            let stolen = reg.register_worker(other).await.unwrap();
+            let back = tokio::time::timeout(
+                Duration::from_secs(10),
+                workers.wait_for(|ws| ws.len() == 1 && ws[0].addr == mine),
+            )
+            .await;
+            assert!(
+                matches!(back, Ok(Ok(_))),
+                "round {round}: not re-registered"
+            );
+            assert!(
+                *stolen.lost.borrow(),
+                "the re-registration replaced the other one"
+            );
+            let current = w.lease().unwrap();
+            assert!(!*current.lost.borrow());
+        }
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
     }
 }

@@ -9,12 +9,21 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use tokio::sync::{Notify, watch};
 
-use super::{LeaderInfo, Leadership, MasterInfo, Registry, RegistryError, WorkerInfo, WorkerLease};
+use super::{
+    LeaderInfo, Leadership, MasterInfo, MasterLease, Registry, RegistryError, WorkerInfo,
+    WorkerLease,
+};
 
 #[derive(Default)]
 struct Inner {
     workers: BTreeMap<String, WorkerInfo>,
-    lost_tx: BTreeMap<String, watch::Sender<bool>>,
+    /// Worker id → (registration generation, lost sender).
+    lost_tx: BTreeMap<String, (u64, watch::Sender<bool>)>,
+    /// Master id → (info, registration generation, lost sender).
+    masters: BTreeMap<String, (MasterInfo, u64, watch::Sender<bool>)>,
+    /// Bumped on every registration, so a stale lease's revoke does not
+    /// remove a newer registration of the same id.
+    generation: u64,
     leader: Option<(LeaderInfo, watch::Sender<bool>)>,
     epoch: u64,
 }
@@ -35,6 +44,7 @@ impl Default for MemoryRegistry {
 }
 
 impl MemoryRegistry {
+    /// An empty registry.
     pub fn new() -> Self {
         MemoryRegistry {
             inner: Arc::new(Mutex::new(Inner::default())),
@@ -61,19 +71,22 @@ impl Registry for MemoryRegistry {
     async fn register_worker(&self, info: WorkerInfo) -> Result<WorkerLease, RegistryError> {
         let id = info.id.clone();
         let (lost_tx, lost_rx) = watch::channel(false);
-        {
+        let generation = {
             let mut inner = self.lock();
-            if let Some(old) = inner.lost_tx.insert(id.clone(), lost_tx) {
+            inner.generation += 1;
+            let generation = inner.generation;
+            if let Some((_, old)) = inner.lost_tx.insert(id.clone(), (generation, lost_tx)) {
                 let _ = old.send(true);
             }
             inner.workers.insert(id.clone(), info);
             self.publish_workers(&inner);
-        }
+            generation
+        };
         let me = self.clone();
         let wid = id.clone();
         let update = Box::new(move |info: WorkerInfo| {
             let mut inner = me.lock();
-            if inner.workers.contains_key(&wid) {
+            if inner.lost_tx.get(&wid).is_some_and(|e| e.0 == generation) {
                 inner.workers.insert(wid.clone(), info);
                 me.publish_workers(&inner);
             }
@@ -81,11 +94,14 @@ impl Registry for MemoryRegistry {
         let me = self.clone();
         let revoke = Box::new(move || {
             let mut inner = me.lock();
-            inner.workers.remove(&id);
-            if let Some(tx) = inner.lost_tx.remove(&id) {
-                let _ = tx.send(true);
+            // Only this registration: a newer one of the same id has its own lease.
+            if inner.lost_tx.get(&id).is_some_and(|e| e.0 == generation) {
+                inner.workers.remove(&id);
+                if let Some((_, tx)) = inner.lost_tx.remove(&id) {
+                    let _ = tx.send(true);
+                }
+                me.publish_workers(&inner);
             }
-            me.publish_workers(&inner);
         });
         Ok(WorkerLease {
             update,
@@ -96,6 +112,46 @@ impl Registry for MemoryRegistry {
 
     async fn workers(&self) -> Result<Vec<WorkerInfo>, RegistryError> {
         Ok(self.lock().workers.values().cloned().collect())
+    }
+
+    async fn register_master(&self, info: MasterInfo) -> Result<MasterLease, RegistryError> {
+        let id = info.id.clone();
+        let (lost_tx, lost_rx) = watch::channel(false);
+        let generation = {
+            let mut inner = self.lock();
+            inner.generation += 1;
+            let generation = inner.generation;
+            if let Some((_, _, old)) = inner
+                .masters
+                .insert(id.clone(), (info, generation, lost_tx))
+            {
+                let _ = old.send(true);
+            }
+            generation
+        };
+        let me = self.clone();
+        let revoke = Box::new(move || {
+            let mut inner = me.lock();
+            // Only this registration: a newer one of the same id has its own lease.
+            if inner.masters.get(&id).is_some_and(|e| e.1 == generation)
+                && let Some((_, _, tx)) = inner.masters.remove(&id)
+            {
+                let _ = tx.send(true);
+            }
+        });
+        Ok(MasterLease {
+            revoke,
+            lost: lost_rx,
+        })
+    }
+
+    async fn masters(&self) -> Result<Vec<MasterInfo>, RegistryError> {
+        Ok(self
+            .lock()
+            .masters
+            .values()
+            .map(|(m, _, _)| m.clone())
+            .collect())
     }
 
     fn watch_workers(&self) -> watch::Receiver<Vec<WorkerInfo>> {

@@ -118,24 +118,34 @@ pub(crate) struct Engine {
 
 /// Runs the engine as leader of `epoch` until leadership is lost or the
 /// store fences it off.
-/// Engine settings (from the master's config).
-#[derive(Debug, Clone)]
-pub(crate) struct EngineConfig {
+/// What one term of leadership runs with.
+pub(crate) struct EngineSetup {
+    pub store: Store,
+    /// Fencing token of this term.
+    pub epoch: u64,
+    /// This master's advertised gRPC URL (workers report there).
+    pub master_addr: String,
+    pub registry: Arc<dyn Registry>,
     pub policy: crate::dispatch::Policy,
     pub poll_interval: Duration,
     pub worker_loss_grace: Duration,
 }
 
 pub(crate) async fn run(
-    store: Store,
-    epoch: u64,
-    master_addr: String,
-    registry: Arc<dyn Registry>,
-    config: EngineConfig,
+    setup: EngineSetup,
     mut lost: watch::Receiver<bool>,
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
 ) -> Result<(), MasterError> {
+    let EngineSetup {
+        store,
+        epoch,
+        master_addr,
+        registry,
+        policy,
+        poll_interval,
+        worker_loss_grace,
+    } = setup;
     let workers = registry.watch_workers();
     let mut engine = Engine {
         store,
@@ -143,14 +153,14 @@ pub(crate) async fn run(
         master_addr,
         workers,
         clients: WorkerClients::default(),
-        selector: WorkerSelector::new(config.policy),
+        selector: WorkerSelector::new(policy),
         tx,
         runs: HashMap::new(),
         by_ti: HashMap::new(),
         waiting: Vec::new(),
         ready: Vec::new(),
         suspects: HashMap::new(),
-        worker_loss_grace: config.worker_loss_grace,
+        worker_loss_grace,
         writes: Vec::new(),
         inserts: Vec::new(),
         actions: Vec::new(),
@@ -158,7 +168,7 @@ pub(crate) async fn run(
     };
     engine.recover().await?;
     engine.consume_commands().await?;
-    let mut poll = tokio::time::interval(config.poll_interval);
+    let mut poll = tokio::time::interval(poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
