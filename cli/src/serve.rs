@@ -139,6 +139,14 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
             slots: w.effective_slots(cpus),
             python: w.python.clone(),
             kill_grace: w.kill_grace,
+            // Tasks kill themselves once the worker has been silent for the
+            // lease's fence window, before etcd can expire the lease and the
+            // master fails them over.
+            deadman: Some(
+                cfg.registry
+                    .lease_ttl
+                    .saturating_sub(cfg.registry.fence_margin),
+            ),
         },
         registry,
     )

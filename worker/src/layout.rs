@@ -65,6 +65,11 @@ impl Layout {
             .join(format!("{tiid}_{attempt}"))
     }
 
+    /// Touched by the worker while its lease is valid (dead-man switch).
+    pub(crate) fn heartbeat_file(&self) -> PathBuf {
+        self.data_dir.join("heartbeat")
+    }
+
     pub(crate) fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }

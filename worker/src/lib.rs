@@ -77,6 +77,14 @@ pub struct WorkerConfig {
     pub python: String,
     /// Time between SIGTERM and SIGKILL when a task is killed.
     pub kill_grace: Duration,
+    /// Dead-man switch (cluster mode): the worker touches a heartbeat file
+    /// while its registry lease is valid, and every task kills its own
+    /// process group once the heartbeat is older than this. A worker that
+    /// dies (SIGKILL, host freeze) thus takes its tasks with it before its
+    /// lease expires and the master fails them over, so two attempts of a
+    /// task never run at once. Set it to at most `lease_ttl - fence_margin`.
+    /// `None` (standalone: no lease can expire) lets tasks outlive the worker.
+    pub deadman: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -95,6 +103,7 @@ impl WorkerConfig {
                 .unwrap_or(1),
             python: "python3".to_string(),
             kill_grace: Duration::from_secs(5),
+            deadman: None,
         }
     }
 }
@@ -229,6 +238,9 @@ pub async fn start(
     worker.set_lease(lease);
     worker.publish();
     tokio::spawn(worker::watch_lease(worker.clone(), registry.clone(), lost));
+    if let Some(window) = worker.config.deadman {
+        tokio::spawn(worker::heartbeat(worker.clone(), window));
+    }
     tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
 
     let resent = {

@@ -31,6 +31,25 @@ use crate::worker::Worker;
 /// so `exit_code` is either absent or complete.
 const WRAPPER: &str = r#""$@"; rc=$?; printf '%s\n' "$rc" >exit_code.tmp && mv -f exit_code.tmp exit_code; exit "$rc""#;
 
+/// The same, plus a dead-man switch: a watchdog subshell (in the task's
+/// process group) checks every `$ORCA_DEADMAN_HALF` seconds that the worker's
+/// heartbeat file `$ORCA_HEARTBEAT` was touched since its last check, and
+/// kills the whole group otherwise. No `exit_code` is written then: the
+/// attempt is lost with its worker. `-nt` compares mtimes without forking.
+const WRAPPER_DEADMAN: &str = r#"cp=.deadman
+( trap 'kill $s 2>/dev/null; exit 0' TERM
+  while :; do
+    : >"$cp"; sleep "$ORCA_DEADMAN_HALF" & s=$!; wait $s
+    if ! [ "$ORCA_HEARTBEAT" -nt "$cp" ]; then
+      echo "orca: the worker stopped heartbeating; killing the task (dead-man switch)" >&2
+      kill -KILL 0
+    fi
+  done ) &
+wd=$!
+"$@"; rc=$?
+kill $wd 2>/dev/null; wait $wd 2>/dev/null
+printf '%s\n' "$rc" >exit_code.tmp && mv -f exit_code.tmp exit_code; exit "$rc""#;
+
 /// A rendered task, ready to start.
 struct Prepared {
     interpreter: String,
@@ -54,7 +73,11 @@ pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: Disp
                 return fail_unstarted(&worker, &entry, WorkerError::from(e).to_string()).await;
             }
         };
-        let child = match spawn(&entry.dir, &prepared) {
+        let deadman = worker
+            .config
+            .deadman
+            .map(|window| (worker.layout.heartbeat_file(), window));
+        let child = match spawn(&entry.dir, &prepared, deadman) {
             Ok(c) => c,
             Err(e) => return fail_unstarted(&worker, &entry, e.to_string()).await,
         };
@@ -179,7 +202,11 @@ fn schedule_time(ms: i64) -> NaiveDateTime {
         .unwrap_or_else(|| Local::now().naive_local())
 }
 
-fn spawn(dir: &Path, p: &Prepared) -> Result<tokio::process::Child, WorkerError> {
+fn spawn(
+    dir: &Path,
+    p: &Prepared,
+    deadman: Option<(std::path::PathBuf, Duration)>,
+) -> Result<tokio::process::Child, WorkerError> {
     let spawn_err = |source| WorkerError::Spawn {
         dir: dir.to_path_buf(),
         source,
@@ -191,10 +218,22 @@ fn spawn(dir: &Path, p: &Prepared) -> Result<tokio::process::Child, WorkerError>
         .open(&log_path)
         .map_err(|e| WorkerError::io("open", &log_path, e))?;
     let log_err = log.try_clone().map_err(spawn_err)?;
-    tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg("orca-task")
+    let mut cmd = tokio::process::Command::new("bash");
+    match &deadman {
+        Some((heartbeat, window)) => {
+            // The watchdog checks every half window: a stale heartbeat is
+            // noticed at most one window after the worker's last touch.
+            let half = format!("{:.3}", window.as_secs_f64() / 2.0);
+            cmd.arg("-c")
+                .arg(WRAPPER_DEADMAN)
+                .env("ORCA_HEARTBEAT", heartbeat)
+                .env("ORCA_DEADMAN_HALF", half);
+        }
+        None => {
+            cmd.arg("-c").arg(WRAPPER);
+        }
+    }
+    cmd.arg("orca-task")
         .arg(&p.interpreter)
         .arg(p.script_file)
         .current_dir(dir)

@@ -167,6 +167,35 @@ const REREGISTER_BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest wait between re-registration attempts.
 const REREGISTER_BACKOFF_MAX: Duration = Duration::from_secs(10);
 
+/// Dead-man switch, worker side: touches the heartbeat file every
+/// `window / 8` while the registry lease is valid. Task watchdogs kill their
+/// process group once it is older than `window` (see the runner's wrapper).
+pub(crate) async fn heartbeat(worker: Arc<Worker>, window: Duration) {
+    let path = worker.layout.heartbeat_file();
+    let every = (window / 8).max(Duration::from_millis(50));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = worker.cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let valid = worker.lease().is_some_and(|l| !*l.lost.borrow());
+        if !valid {
+            continue;
+        }
+        let touched = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        if let Err(e) = touched {
+            tracing::error!(path = %path.display(), error = %e, "cannot touch the heartbeat file; tasks will kill themselves");
+        }
+    }
+}
+
 /// Kills every task when the registry lease is lost (the master fails the
 /// tasks of a lost worker over, and no two attempts of one task may run),
 /// then registers again with backoff until it succeeds and keeps watching

@@ -337,6 +337,55 @@ async fn task_gone_while_the_worker_was_down_is_reported_lost() {
 }
 
 #[tokio::test]
+async fn dead_man_switch_kills_tasks_of_a_silent_worker_but_not_of_a_live_one() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.deadman = Some(Duration::from_millis(800));
+    let a = start_worker(cfg.clone(), &reg).await;
+    let mut c = client(&a).await;
+    // A live worker keeps its tasks alive well past the window.
+    assert!(
+        dispatch(&mut c, shell(1, master.epoch(), "sleep 2; echo done"))
+            .await
+            .accepted
+    );
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(ev.kind(), TaskEventKind::Success, "{ev:?}");
+    // A worker that goes silent (as if SIGKILLed: tasks are left running)
+    // takes its tasks, children included, with it within the window.
+    assert!(
+        dispatch(
+            &mut c,
+            shell(2, master.epoch(), "sleep 60 & sleep 60; wait")
+        )
+        .await
+        .accepted
+    );
+    let running = master.wait_event(2, TaskEventKind::Running).await;
+    let silent_since = std::time::Instant::now();
+    a.shutdown(false).await;
+    wait_until("the task group is gone", || {
+        process_gone(running.pid as i32)
+    })
+    .await;
+    assert!(
+        silent_since.elapsed() < Duration::from_secs(3),
+        "killed after {:?}",
+        silent_since.elapsed()
+    );
+    wait_until("no live process of the task's group is left", || {
+        live_group_members(running.pid as i32) == 0
+    })
+    .await;
+    let b = start_worker(cfg, &reg).await;
+    let ev = master.wait_terminal(2).await;
+    assert_eq!(ev.kind(), TaskEventKind::Lost, "{ev:?}");
+    b.shutdown(true).await;
+}
+
+#[tokio::test]
 async fn outbox_is_resent_after_a_restart_when_the_master_was_down() {
     let reg = MemoryRegistry::new();
     // The leader is registered but nothing listens at its address yet.
@@ -491,4 +540,20 @@ async fn lease_loss_kills_running_tasks() {
     tokio::time::timeout(Duration::from_secs(10), worker.shutdown(true))
         .await
         .unwrap();
+}
+
+/// Processes of group `pgid` that are not zombies (zombies wait for their
+/// parent — here the test process — to reap them).
+fn live_group_members(pgid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // f[0] = state, f[2] = pgrp
+            f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
+        })
+        .count()
 }
