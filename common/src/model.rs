@@ -142,6 +142,9 @@ pub struct TaskSpec {
     pub priority: i32,
     #[serde(default)]
     pub on_worker_loss: OnWorkerLoss,
+    /// Labels a worker must all carry to run this task (e.g. `gpu`).
+    #[serde(default)]
+    pub worker_labels: Vec<String>,
 }
 
 pub fn default_worker_group() -> String {

@@ -74,6 +74,7 @@ fn worker(id: &str, running: u32) -> WorkerInfo {
         running,
         load: 0.5,
         environments: vec!["py311".into()],
+        ..Default::default()
     }
 }
 

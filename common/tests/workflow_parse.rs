@@ -124,6 +124,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 worker_group: "default".into(),
                 priority: 1,
                 on_worker_loss: Default::default(),
+                worker_labels: Vec::new(),
             },
             TaskSpec {
                 name: "train".into(),
@@ -142,6 +143,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 worker_group: "gpu".into(),
                 priority: 7,
                 on_worker_loss: Default::default(),
+                worker_labels: Vec::new(),
             },
             TaskSpec {
                 name: "evaluate".into(),
@@ -157,6 +159,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 worker_group: "default".into(),
                 priority: 0,
                 on_worker_loss: Default::default(),
+                worker_labels: Vec::new(),
             },
         ],
     };

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use orca_common::TaskSpec;
 use orca_common::registry::WorkerInfo;
 use orca_proto::v1::worker_service_client::WorkerServiceClient;
 use tonic::transport::{Channel, Endpoint};
@@ -50,17 +51,19 @@ impl WorkerSelector {
         }
     }
 
-    /// Chooses a worker of `group` (hosting `environment`, when the task
-    /// names one) with a free slot, or `None`.
+    /// Chooses a worker that fits `task` (worker group, required labels,
+    /// environment) and has a free slot, or `None`.
     pub fn choose<'a>(
         &mut self,
         workers: &'a [WorkerInfo],
-        group: &str,
-        environment: Option<&str>,
+        task: &TaskSpec,
     ) -> Option<&'a WorkerInfo> {
+        let group = task.worker_group.as_str();
+        let environment = task.environment.as_deref();
         let eligible: Vec<&WorkerInfo> = workers
             .iter()
             .filter(|w| group == "default" || w.group == group)
+            .filter(|w| task.worker_labels.iter().all(|l| w.labels.contains(l)))
             .filter(|w| environment.is_none_or(|e| w.environments.iter().any(|x| x == e)))
             .filter(|w| !self.full.get(&w.id).copied().unwrap_or(false))
             .filter(|w| self.assigned(&w.id) < w.slots)
@@ -140,6 +143,25 @@ impl WorkerClients {
 mod tests {
     use super::*;
 
+    fn task(group: &str, labels: &[&str], env: Option<&str>) -> TaskSpec {
+        TaskSpec {
+            name: "t".into(),
+            task_type: orca_common::TaskType::Shell,
+            description: String::new(),
+            deps: vec![],
+            script: "true".into(),
+            retries: 0,
+            retry_interval: std::time::Duration::ZERO,
+            timeout: None,
+            local_params: vec![],
+            environment: env.map(String::from),
+            worker_group: group.into(),
+            priority: 0,
+            on_worker_loss: Default::default(),
+            worker_labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
     fn w(id: &str, slots: u32, load: f64, group: &str) -> WorkerInfo {
         WorkerInfo {
             id: id.into(),
@@ -150,6 +172,7 @@ mod tests {
             running: 0,
             load,
             environments: vec![],
+            ..Default::default()
         }
     }
 
@@ -157,25 +180,28 @@ mod tests {
     fn lowest_weight_prefers_idle_then_low_load() {
         let ws = vec![w("a", 2, 3.0, "default"), w("b", 2, 0.5, "default")];
         let mut s = WorkerSelector::new(Policy::LowestWeight);
-        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "b");
-        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
-        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "b");
-        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
-        assert!(s.choose(&ws, "default", None).is_none(), "all slots taken");
+        assert_eq!(s.choose(&ws, &task("default", &[], None)).unwrap().id, "b");
+        assert_eq!(s.choose(&ws, &task("default", &[], None)).unwrap().id, "a");
+        assert_eq!(s.choose(&ws, &task("default", &[], None)).unwrap().id, "b");
+        assert_eq!(s.choose(&ws, &task("default", &[], None)).unwrap().id, "a");
+        assert!(
+            s.choose(&ws, &task("default", &[], None)).is_none(),
+            "all slots taken"
+        );
         s.release("a");
-        assert_eq!(s.choose(&ws, "default", None).unwrap().id, "a");
+        assert_eq!(s.choose(&ws, &task("default", &[], None)).unwrap().id, "a");
     }
 
     #[test]
     fn groups_and_full_workers_are_respected() {
         let ws = vec![w("a", 4, 0.0, "gpu"), w("b", 4, 0.0, "cpu")];
         let mut s = WorkerSelector::new(Policy::RoundRobin);
-        assert_eq!(s.choose(&ws, "gpu", None).unwrap().id, "a");
+        assert_eq!(s.choose(&ws, &task("gpu", &[], None)).unwrap().id, "a");
         s.mark_full("a");
-        assert!(s.choose(&ws, "gpu", None).is_none());
+        assert!(s.choose(&ws, &task("gpu", &[], None)).is_none());
         s.release("a");
-        assert_eq!(s.choose(&ws, "gpu", None).unwrap().id, "a");
-        assert!(s.choose(&ws, "tpu", None).is_none());
+        assert_eq!(s.choose(&ws, &task("gpu", &[], None)).unwrap().id, "a");
+        assert!(s.choose(&ws, &task("tpu", &[], None)).is_none());
     }
 
     #[test]
@@ -183,7 +209,33 @@ mod tests {
         let mut ws = vec![w("a", 4, 0.0, "default"), w("b", 4, 5.0, "default")];
         ws[1].environments = vec!["torch".into()];
         let mut s = WorkerSelector::new(Policy::LowestWeight);
-        assert_eq!(s.choose(&ws, "default", Some("torch")).unwrap().id, "b");
-        assert!(s.choose(&ws, "default", Some("jax")).is_none());
+        assert_eq!(
+            s.choose(&ws, &task("default", &[], Some("torch")))
+                .unwrap()
+                .id,
+            "b"
+        );
+        assert!(s.choose(&ws, &task("default", &[], Some("jax"))).is_none());
+    }
+
+    #[test]
+    fn required_labels_must_all_be_carried() {
+        let mut ws = vec![w("a", 4, 0.0, "default"), w("b", 4, 9.0, "default")];
+        ws[1].labels = vec!["gpu".into(), "ssd".into()];
+        let mut s = WorkerSelector::new(Policy::LowestWeight);
+        assert_eq!(
+            s.choose(&ws, &task("default", &["gpu"], None)).unwrap().id,
+            "b"
+        );
+        assert_eq!(
+            s.choose(&ws, &task("default", &["gpu", "ssd"], None))
+                .unwrap()
+                .id,
+            "b"
+        );
+        assert!(
+            s.choose(&ws, &task("default", &["gpu", "tpu"], None))
+                .is_none()
+        );
     }
 }

@@ -103,6 +103,7 @@ async fn harness_with(workers: usize) -> Harness {
                 running: 0,
                 load: i as f64,
                 environments: vec![],
+                ..Default::default()
             })
             .await
             .unwrap();

@@ -52,6 +52,9 @@ use crate::layout::{KillReason, Layout, write_atomic};
 use crate::outbox::Outbox;
 use crate::worker::Worker;
 
+/// How often the advertised load figures are refreshed in the registry.
+const LOAD_REFRESH: Duration = Duration::from_secs(5);
+
 /// How long `shutdown(true)` waits beyond the kill grace for tasks to end.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
 
@@ -242,6 +245,7 @@ pub async fn start(
         tokio::spawn(worker::heartbeat(worker.clone(), window));
     }
     tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
+    tokio::spawn(worker::refresh_load(worker.clone(), LOAD_REFRESH));
 
     let resent = {
         let w = worker.clone();

@@ -69,6 +69,11 @@ impl Worker {
             running: u32::try_from(self.attempts.running_count()).unwrap_or(u32::MAX),
             load: load_average(),
             environments: Vec::new(),
+            cpus: std::thread::available_parallelism()
+                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+                .unwrap_or(1),
+            memory_total_mb: meminfo_mb("MemTotal:"),
+            memory_available_mb: meminfo_mb("MemAvailable:"),
         }
     }
 
@@ -130,6 +135,20 @@ impl Worker {
 }
 
 /// 1-minute load average, 0 when unknown.
+/// A `/proc/meminfo` figure in MiB (0 when unreadable).
+fn meminfo_mb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
@@ -166,6 +185,19 @@ pub(crate) async fn watch_leader_epoch(
 const REREGISTER_BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Longest wait between re-registration attempts.
 const REREGISTER_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Refreshes the advertised load (load average, memory, running tasks)
+/// every `every`.
+pub(crate) async fn refresh_load(worker: Arc<Worker>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = worker.cancel.cancelled() => return,
+            _ = tick.tick() => worker.publish(),
+        }
+    }
+}
 
 /// Dead-man switch, worker side: touches the heartbeat file every
 /// `window / 8` while the registry lease is valid. Task watchdogs kill their

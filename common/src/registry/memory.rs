@@ -215,6 +215,7 @@ mod tests {
             running: 0,
             load: 0.0,
             environments: vec![],
+            ..Default::default()
         }
     }
 

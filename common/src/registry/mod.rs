@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-/// What a worker advertises.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a worker advertises (refreshed every few seconds with its load).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct WorkerInfo {
     pub id: String,
     /// gRPC address, `http://host:port`.
@@ -29,6 +29,14 @@ pub struct WorkerInfo {
     pub load: f64,
     #[serde(default)]
     pub environments: Vec<String>,
+    /// CPUs of the host.
+    #[serde(default)]
+    pub cpus: u32,
+    /// Memory of the host, MiB.
+    #[serde(default)]
+    pub memory_total_mb: u64,
+    #[serde(default)]
+    pub memory_available_mb: u64,
 }
 
 /// What a master advertises.

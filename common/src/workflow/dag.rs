@@ -295,6 +295,7 @@ mod tests {
             worker_group: "default".to_string(),
             priority: 0,
             on_worker_loss: Default::default(),
+            worker_labels: Vec::new(),
         }
     }
 

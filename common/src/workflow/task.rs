@@ -31,6 +31,7 @@ pub(crate) const TASK_KEYS: KeySet = KeySet {
         "priority",
         "task_priority",
         "on_worker_loss",
+        "worker_labels",
     ],
     ignored: &[
         "flag",
@@ -154,6 +155,17 @@ pub(crate) fn read_task(
         _ => default_worker_group.to_string(),
     };
     let local_params = read_task_params(r, &f, task);
+    let worker_labels = read_names(
+        r,
+        &f,
+        "worker_labels",
+        "label",
+        "worker_labels: [gpu]",
+        task,
+    )
+    .into_iter()
+    .map(|(l, _)| l)
+    .collect();
     let on_worker_loss = r
         .parsed(&f, "on_worker_loss", task, |t| t.parse::<OnWorkerLoss>())
         .unwrap_or_default();
@@ -172,6 +184,7 @@ pub(crate) fn read_task(
         worker_group,
         priority,
         on_worker_loss,
+        worker_labels,
     });
     Some(TaskDraft {
         name,
@@ -264,44 +277,55 @@ fn read_task_type(r: &mut Reader<'_>, node: &Node, task: Option<&str>) -> TypeRe
 }
 
 fn read_deps(r: &mut Reader<'_>, f: &Fields<'_>, task: Option<&str>) -> Vec<(String, Pos)> {
-    let Some(node) = f.get("deps") else {
+    read_names(r, f, "deps", "task name", "deps: [prepare, load]", task)
+}
+
+/// A list of names under `key` (a single name counts as a one-element list).
+fn read_names(
+    r: &mut Reader<'_>,
+    f: &Fields<'_>,
+    key: &str,
+    what: &str,
+    example: &str,
+    task: Option<&str>,
+) -> Vec<(String, Pos)> {
+    let Some(node) = f.get(key) else {
         return Vec::new();
     };
     let items: Vec<&Node> = match &node.value {
         Value::Seq(items) => items.iter().collect(),
         Value::Scalar { .. } if node.is_null() => Vec::new(),
-        // A single name is accepted as a one-element list.
         Value::Scalar { .. } => vec![node],
         Value::Map(_) => {
             r.report(
                 ProblemCode::WrongType,
                 Some(node.pos),
                 task,
-                Some("deps"),
-                "`deps` must be a list of task names, like `deps: [prepare, load]`",
+                Some(key),
+                format!("`{key}` must be a list of {what}s, like `{example}`"),
             );
             return Vec::new();
         }
     };
-    let mut deps = Vec::with_capacity(items.len());
+    let mut names = Vec::with_capacity(items.len());
     for item in items {
         match item.as_scalar() {
             Some(name) if !item.is_null() && !name.trim().is_empty() => {
-                deps.push((name.trim().to_string(), item.pos))
+                names.push((name.trim().to_string(), item.pos))
             }
             _ => r.report(
                 ProblemCode::WrongType,
                 Some(item.pos),
                 task,
-                Some("deps"),
+                Some(key),
                 format!(
-                    "each entry of `deps` must be a task name, not {}",
+                    "each entry of `{key}` must be a {what}, not {}",
                     item.kind()
                 ),
             ),
         }
     }
-    deps
+    names
 }
 
 fn read_script(

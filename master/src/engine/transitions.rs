@@ -317,11 +317,7 @@ impl Engine {
         let mut still = Vec::new();
         for (wf, t) in waiting {
             let run = self.runs.get_mut(&wf).expect("retained above");
-            let spec = &run.spec.tasks[t];
-            match self
-                .selector
-                .choose(&workers, &spec.worker_group, spec.environment.as_deref())
-            {
+            match self.selector.choose(&workers, &run.spec.tasks[t]) {
                 Some(w) => {
                     let task = &mut run.tasks[t];
                     task.phase = Phase::Dispatched;
@@ -395,9 +391,7 @@ impl Engine {
                 self.task_failed(wf, t);
                 continue;
             }
-            let chosen =
-                self.selector
-                    .choose(&workers, &spec.worker_group, spec.environment.as_deref());
+            let chosen = self.selector.choose(&workers, spec);
             let (state, worker, message) = match chosen {
                 Some(w) => (
                     TaskState::Dispatched,
@@ -520,16 +514,15 @@ impl Engine {
 
 /// Why a task waits for a worker, shown to users.
 fn waiting_reason(spec: &orca_common::TaskSpec) -> String {
-    match &spec.environment {
-        Some(env) => format!(
-            "waiting for a worker in group {:?} that hosts environment {env:?} and has a free slot",
-            spec.worker_group
-        ),
-        None => format!(
-            "waiting for a worker in group {:?} with a free slot",
-            spec.worker_group
-        ),
+    let mut needs = format!("waiting for a worker in group {:?}", spec.worker_group);
+    if !spec.worker_labels.is_empty() {
+        needs.push_str(&format!(" with labels {:?}", spec.worker_labels));
     }
+    if let Some(env) = &spec.environment {
+        needs.push_str(&format!(" hosting environment {env:?}"));
+    }
+    needs.push_str(" that has a free slot");
+    needs
 }
 
 /// Resolves the parameters of task `t` and builds its dispatch message.

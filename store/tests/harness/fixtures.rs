@@ -37,6 +37,7 @@ pub fn task(name: &str, deps: &[&str]) -> TaskSpec {
         worker_group: "gpu".into(),
         priority: 3,
         on_worker_loss: Default::default(),
+        worker_labels: Vec::new(),
     }
 }
 
