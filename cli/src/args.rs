@@ -33,6 +33,14 @@ pub enum Command {
     Logs(LogsArgs),
     /// Stop a run: kill its running tasks and schedule nothing more.
     Stop(StopArgs),
+    /// Pause a run: running tasks finish, nothing new starts.
+    Pause(StopArgs),
+    /// Resume a paused run.
+    Resume(StopArgs),
+    /// Run a finished run again: a new run, or with --failed its failed tasks in place.
+    Rerun(RerunArgs),
+    /// Mark a task of a run that is not running as succeeded.
+    ForceSuccess(ForceSuccessArgs),
     /// Run a master (cluster mode: etcd + PostgreSQL).
     Master(ServeArgs),
     /// Run a worker (cluster mode).
@@ -136,6 +144,12 @@ pub struct RunArgs {
     /// Print the run as JSON at the end instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run only from this task (repeatable), with --scope.
+    #[arg(long = "from", value_name = "TASK")]
+    pub start_tasks: Vec<String>,
+    /// With --from: downstream (default), upstream or only.
+    #[arg(long, value_parser = ["downstream", "upstream", "only"])]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +169,28 @@ pub struct StatusArgs {
 pub struct StopArgs {
     /// Run (workflow instance) id.
     pub run: i64,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// Run (workflow instance) id.
+    pub run: i64,
+    /// Re-run only the tasks that did not succeed (and what depends on
+    /// them), in the same run.
+    #[arg(long)]
+    pub failed: bool,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ForceSuccessArgs {
+    /// Run (workflow instance) id.
+    pub run: i64,
+    /// Task name.
+    pub task: String,
     #[command(flatten)]
     pub server: ServerArgs,
 }

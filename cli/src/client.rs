@@ -109,10 +109,24 @@ impl Client {
         name: &str,
         params: BTreeMap<String, String>,
     ) -> anyhow::Result<TriggerResponse> {
-        let body = TriggerRequest {
-            params,
-            version: None,
-        };
+        self.trigger_with(
+            project,
+            name,
+            TriggerRequest {
+                params,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Triggers a run with every option (version, start tasks and scope).
+    pub async fn trigger_with(
+        &self,
+        project: &str,
+        name: &str,
+        body: TriggerRequest,
+    ) -> anyhow::Result<TriggerResponse> {
         let url = format!(
             "{}/workflows/{}/{}/runs",
             self.base,
@@ -140,9 +154,27 @@ impl Client {
     }
 
     pub async fn stop(&self, run: i64) -> anyhow::Result<CommandRow> {
+        self.run_op(run, "stop").await
+    }
+
+    /// `POST /runs/{run}/{op}` for op = stop, pause, resume, recover-failed.
+    pub async fn run_op(&self, run: i64, op: &str) -> anyhow::Result<CommandRow> {
         self.send(
-            self.http.post(format!("{}/runs/{run}/stop", self.base)),
-            "stop run",
+            self.http.post(format!("{}/runs/{run}/{op}", self.base)),
+            &format!("{op} run {run}"),
+        )
+        .await
+    }
+
+    pub async fn force_success(&self, run: i64, task: &str) -> anyhow::Result<CommandRow> {
+        let url = format!("{}/runs/{run}/tasks/{}/force-success", self.base, enc(task));
+        self.send(self.http.post(url), "force success").await
+    }
+
+    pub async fn rerun(&self, run: i64) -> anyhow::Result<TriggerResponse> {
+        self.send(
+            self.http.post(format!("{}/runs/{run}/rerun", self.base)),
+            "rerun",
         )
         .await
     }

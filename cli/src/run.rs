@@ -9,7 +9,10 @@ use anyhow::{Context, bail};
 use orca_api::routes::runs::RunDetail;
 use orca_common::{TaskState, WorkflowState};
 
-use crate::args::{LogsArgs, RunArgs, StatusArgs, StopArgs, ValidateArgs, default_slots};
+use crate::args::{
+    ForceSuccessArgs, LogsArgs, RerunArgs, RunArgs, StatusArgs, StopArgs, ValidateArgs,
+    default_slots,
+};
 use crate::client::Client;
 use crate::standalone::{Standalone, StandaloneOptions};
 
@@ -57,7 +60,18 @@ pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let params = parse_params(&args.params)?;
+    let scope = match args.scope.as_deref() {
+        Some("upstream") => Some(orca_store::RunScope::Upstream),
+        Some("only") => Some(orca_store::RunScope::Only),
+        Some(_) => Some(orca_store::RunScope::Downstream),
+        None => None,
+    };
+    let trigger = orca_api::routes::runs::TriggerRequest {
+        params: parse_params(&args.params)?,
+        version: None,
+        start_tasks: args.start_tasks.clone(),
+        scope,
+    };
 
     let mut _tmp = None;
     let (client, standalone) = match (&args.server, &args.token) {
@@ -94,7 +108,7 @@ pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = tokio::select! {
-        r = drive(&client, &spec, &source, params, args.json) => r,
+        r = drive(&client, &spec, &source, trigger, args.json) => r,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted");
             Ok(ExitCode::from(130))
@@ -110,12 +124,12 @@ async fn drive(
     client: &Client,
     spec: &orca_common::WorkflowSpec,
     source: &str,
-    params: BTreeMap<String, String>,
+    trigger: orca_api::routes::runs::TriggerRequest,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let wf = client.apply(spec, source).await?;
-    let trig = client.trigger(&wf.project, &wf.name, params).await?;
+    let trig = client.trigger_with(&wf.project, &wf.name, trigger).await?;
     let run_id = wait_for_instance(client, trig.command_id).await?;
     eprintln!(
         "run {run_id}: workflow {}/{} v{} ({} tasks)",
@@ -304,12 +318,39 @@ pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
+/// stop | pause | resume | recover-failed on a run.
+pub async fn run_op(args: StopArgs, op: &str) -> anyhow::Result<ExitCode> {
     let client = Client::from_args(&args.server)?;
-    let cmd = client.stop(args.run).await?;
+    let cmd = client.run_op(args.run, op).await?;
     println!(
-        "stop of run {} requested (command {}); `orca status {}` shows when it is STOP",
+        "{op} of run {} requested (command {}); `orca status {}` shows its state",
         args.run, cmd.id, args.run
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn rerun(args: RerunArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_args(&args.server)?;
+    if args.failed {
+        let cmd = client.run_op(args.run, "recover-failed").await?;
+        println!(
+            "the failed tasks of run {} run again (command {}); `orca status {}` follows it",
+            args.run, cmd.id, args.run
+        );
+    } else {
+        let t = client.rerun(args.run).await?;
+        let id = wait_for_instance(&client, t.command_id).await?;
+        println!("run {id} started as a rerun of run {}", args.run);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn force_success(args: ForceSuccessArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::from_args(&args.server)?;
+    let cmd = client.force_success(args.run, &args.task).await?;
+    println!(
+        "task {} of run {} is forced to SUCCESS (command {}); `orca rerun {} --failed` continues the run",
+        args.task, args.run, cmd.id, args.run
     );
     Ok(ExitCode::SUCCESS)
 }

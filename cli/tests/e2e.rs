@@ -466,3 +466,138 @@ async fn the_api_refuses_requests_without_a_valid_token() {
     assert_eq!(mode & 0o777, 0o600);
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_recover_failed_force_success_rerun_and_run_from_a_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let gate = dir.path().join("gate");
+    let fixed = dir.path().join("fixed");
+    let yaml = format!(
+        r#"
+workflow: {{name: ops}}
+tasks:
+  - name: first
+    task_type: Shell
+    command: |
+      while [ ! -e "{gate}" ]; do sleep 0.05; done
+  - {{name: second, task_type: Shell, deps: [first], command: "true"}}
+  - name: flaky
+    task_type: Shell
+    deps: [second]
+    command: '[ -e "{fixed}" ]'
+  - {{name: last, task_type: Shell, deps: [flaky], command: "true"}}
+"#,
+        gate = gate.display(),
+        fixed = fixed.display()
+    );
+    let id = start(&c, &yaml, &[]).await;
+    wait_run(&c, id, "first to run", |d| {
+        last_state(d, "first") == Some(TaskState::Running)
+    })
+    .await;
+    // Pause: the running task finishes, nothing new starts.
+    c.run_op(id, "pause").await.unwrap();
+    std::fs::write(&gate, b"go").unwrap();
+    let d = wait_run(&c, id, "the pause", |d| {
+        d.instance.state == WorkflowState::Paused
+    })
+    .await;
+    assert_eq!(last_state(&d, "first"), Some(TaskState::Success));
+    assert!(
+        attempts(&d, "second").is_empty(),
+        "nothing starts while paused: {d:#?}"
+    );
+    // Resume: it goes on, and fails at `flaky`.
+    c.run_op(id, "resume").await.unwrap();
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure, "{d:#?}");
+    assert_eq!(last_state(&d, "flaky"), Some(TaskState::Failure));
+    // Recover failed: fixed, the failed task and what follows run again in the same run.
+    std::fs::write(&fixed, b"").unwrap();
+    c.run_op(id, "recover-failed").await.unwrap();
+    let d = wait_run(&c, id, "the recovered run", |d| {
+        d.instance.state == WorkflowState::Success
+    })
+    .await;
+    assert_eq!(attempts(&d, "flaky").len(), 2);
+    assert_eq!(
+        attempts(&d, "first").len(),
+        1,
+        "succeeded tasks do not run again"
+    );
+    assert_eq!(last_state(&d, "last"), Some(TaskState::Success));
+
+    // Force success: a failed task is marked done, then the run continues.
+    std::fs::remove_file(&fixed).unwrap();
+    let id2 = start(&c, &yaml, &[]).await;
+    let d = finish(&c, id2).await;
+    assert_eq!(d.instance.state, WorkflowState::Failure);
+    c.force_success(id2, "flaky").await.unwrap();
+    wait_run(&c, id2, "the forced task", |d| {
+        last_state(d, "flaky") == Some(TaskState::Success)
+    })
+    .await;
+    c.run_op(id2, "recover-failed").await.unwrap();
+    let d = wait_run(&c, id2, "the run to go on", |d| {
+        d.instance.state == WorkflowState::Success
+    })
+    .await;
+    assert_eq!(attempts(&d, "flaky").len(), 1, "forced, not re-run");
+    assert_eq!(last_state(&d, "last"), Some(TaskState::Success));
+
+    // Rerun: a new run with the same parameters.
+    let t = c.rerun(id).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let id3 = loop {
+        if let Some(i) = c.command(t.command_id).await.unwrap().workflow_instance_id {
+            break i;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_ne!(id3, id);
+    assert_eq!(finish(&c, id3).await.instance.state, WorkflowState::Failure);
+
+    // Run from a task: only `flaky` and what is downstream of it.
+    std::fs::write(&fixed, b"").unwrap();
+    let spec = parse(&yaml);
+    let t = c
+        .trigger_with(
+            &spec.project,
+            &spec.name,
+            orca_api::routes::runs::TriggerRequest {
+                start_tasks: vec!["flaky".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let id4 = loop {
+        if let Some(i) = c.command(t.command_id).await.unwrap().workflow_instance_id {
+            break i;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let d = finish(&c, id4).await;
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    let ran: Vec<&str> = d.tasks.iter().map(|t| t.task_name.as_str()).collect();
+    assert_eq!(ran, vec!["flaky", "last"]);
+    let err = c
+        .trigger_with(
+            &spec.project,
+            &spec.name,
+            orca_api::routes::runs::TriggerRequest {
+                start_tasks: vec!["nope".into()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nope") && err.contains("422"), "{err}");
+    s.shutdown().await;
+}

@@ -182,6 +182,10 @@ pub enum WorkflowState {
     Success,
     Failure,
     Stop,
+    /// Paused by a user: running tasks finished, nothing new is scheduled
+    /// until it is resumed.
+    #[serde(rename = "PAUSE")]
+    Paused,
 }
 
 /// State of one task attempt.
@@ -226,7 +230,7 @@ macro_rules! str_enum {
     };
 }
 
-str_enum!(WorkflowState { Running => "RUNNING", Success => "SUCCESS", Failure => "FAILURE", Stop => "STOP" });
+str_enum!(WorkflowState { Running => "RUNNING", Success => "SUCCESS", Failure => "FAILURE", Stop => "STOP", Paused => "PAUSE" });
 str_enum!(TaskState {
     Submitted => "SUBMITTED", Dispatched => "DISPATCHED", Running => "RUNNING", Success => "SUCCESS",
     Failure => "FAILURE", Timeout => "TIMEOUT", Killed => "KILLED", UpstreamFailed => "UPSTREAM_FAILED",
@@ -235,8 +239,12 @@ str_enum!(TaskState {
 str_enum!(FailureStrategy { End => "END", Continue => "CONTINUE" });
 
 impl WorkflowState {
+    /// Finished for good (a paused run is not: it can be resumed).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, WorkflowState::Running)
+        matches!(
+            self,
+            WorkflowState::Success | WorkflowState::Failure | WorkflowState::Stop
+        )
     }
 }
 

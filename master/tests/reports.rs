@@ -142,6 +142,7 @@ async fn trigger(h: &Harness, yaml: &str) {
         .insert_command(NewCommand {
             kind: Default::default(),
             target_instance_id: None,
+            options: Default::default(),
             workflow_definition_id: def.id,
             version: def.version,
             params: BTreeMap::new(),

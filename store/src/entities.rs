@@ -132,6 +132,9 @@ pub mod command {
         pub workflow_instance_id: Option<i64>,
         /// Set once the leader acted on the command.
         pub consumed_at: Option<ChronoDateTimeUtc>,
+        /// `CommandOptions` as JSON text.
+        #[sea_orm(column_type = "Text")]
+        pub options: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

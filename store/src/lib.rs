@@ -66,6 +66,42 @@ pub enum CommandKind {
     /// Stop the workflow instance `target_instance_id`: kill its running
     /// tasks, schedule nothing more, end it in state STOP.
     Stop,
+    /// Pause `target_instance_id`: let running tasks finish, start nothing
+    /// new; it ends in state PAUSE.
+    Pause,
+    /// Resume a paused `target_instance_id`.
+    Resume,
+    /// Run the failed, killed, lost and upstream-failed tasks of a finished
+    /// `target_instance_id` again (and what depends on them).
+    RecoverFailed,
+    /// Mark the last attempt of task `options.task` of a finished or paused
+    /// `target_instance_id` as SUCCESS.
+    ForceSuccess,
+}
+
+/// Which tasks a START command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunScope {
+    /// Only the start tasks.
+    Only,
+    /// The start tasks and everything downstream of them.
+    Downstream,
+    /// The start tasks and everything upstream of them.
+    Upstream,
+}
+
+/// Extra arguments of a command.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOptions {
+    /// START: run only from these tasks (with `scope`); empty = whole DAG.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_tasks: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<RunScope>,
+    /// FORCE_SUCCESS: the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
 }
 
 impl CommandKind {
@@ -73,6 +109,10 @@ impl CommandKind {
         match self {
             CommandKind::Start => "START",
             CommandKind::Stop => "STOP",
+            CommandKind::Pause => "PAUSE",
+            CommandKind::Resume => "RESUME",
+            CommandKind::RecoverFailed => "RECOVER_FAILED",
+            CommandKind::ForceSuccess => "FORCE_SUCCESS",
         }
     }
 }
@@ -83,6 +123,10 @@ impl std::str::FromStr for CommandKind {
         match s {
             "START" => Ok(CommandKind::Start),
             "STOP" => Ok(CommandKind::Stop),
+            "PAUSE" => Ok(CommandKind::Pause),
+            "RESUME" => Ok(CommandKind::Resume),
+            "RECOVER_FAILED" => Ok(CommandKind::RecoverFailed),
+            "FORCE_SUCCESS" => Ok(CommandKind::ForceSuccess),
             other => Err(format!("unknown command type {other:?}")),
         }
     }
@@ -92,9 +136,11 @@ impl std::str::FromStr for CommandKind {
 pub struct NewCommand {
     #[serde(default)]
     pub kind: CommandKind,
-    /// For STOP: the workflow instance to stop.
+    /// For commands on an existing run: the workflow instance.
     #[serde(default)]
     pub target_instance_id: Option<i64>,
+    #[serde(default)]
+    pub options: CommandOptions,
     pub workflow_definition_id: i64,
     pub version: i32,
     /// Start-time parameters (`--param k=v`).
@@ -107,6 +153,8 @@ pub struct NewCommand {
 pub struct CommandRow {
     pub id: i64,
     pub kind: CommandKind,
+    #[serde(default)]
+    pub options: CommandOptions,
     pub workflow_definition_id: i64,
     pub version: i32,
     pub params: BTreeMap<String, String>,

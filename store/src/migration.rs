@@ -85,6 +85,7 @@ enum Commands {
     CreatedAt,
     WorkflowInstanceId,
     ConsumedAt,
+    Options,
 }
 
 #[derive(DeriveIden)]
@@ -298,6 +299,7 @@ impl MigrationTrait for M0001Init {
                 .col(timestamp_with_time_zone(Commands::CreatedAt))
                 .col(big_integer_null(Commands::WorkflowInstanceId))
                 .col(timestamp_with_time_zone_null(Commands::ConsumedAt))
+                .col(text(Commands::Options).default("{}"))
                 .foreign_key(&mut fk(
                     "fk_commands_definition",
                     (Commands::Table, Commands::WorkflowDefinitionId),

@@ -199,6 +199,7 @@ async fn commands_are_consumed_exactly_once(db: &TestDb) {
         .insert_command(orca_store::NewCommand {
             kind: orca_store::CommandKind::Stop,
             target_instance_id: Some(wi.id),
+            options: Default::default(),
             workflow_definition_id: def.id,
             version: 1,
             params: BTreeMap::new(),

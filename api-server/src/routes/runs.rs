@@ -4,7 +4,11 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use orca_store::{CommandKind, CommandRow, NewCommand, TaskInstanceRow, WorkflowInstanceRow};
+use orca_common::WorkflowState;
+use orca_store::{
+    CommandKind, CommandOptions, CommandRow, NewCommand, RunScope, TaskInstanceRow,
+    WorkflowInstanceRow,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -17,6 +21,12 @@ pub struct TriggerRequest {
     /// Defaults to the current version.
     #[serde(default)]
     pub version: Option<i32>,
+    /// Run only from these tasks (see `scope`); empty: the whole workflow.
+    #[serde(default)]
+    pub start_tasks: Vec<String>,
+    /// With `start_tasks`: `downstream` (default), `upstream` or `only`.
+    #[serde(default)]
+    pub scope: Option<RunScope>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -39,25 +49,40 @@ pub async fn trigger(
             what: "workflow",
             id: format!("{project}/{name}"),
         })?;
-    let version = match req.version {
-        Some(v) => {
-            state
-                .store
-                .workflow_version(def.id, v)
-                .await?
-                .ok_or(ApiError::NotFound {
-                    what: "workflow version",
-                    id: format!("{project}/{name}@{v}"),
-                })?
-                .version
-        }
-        None => def.version,
+    let def = match req.version {
+        Some(v) => state
+            .store
+            .workflow_version(def.id, v)
+            .await?
+            .ok_or(ApiError::NotFound {
+                what: "workflow version",
+                id: format!("{project}/{name}@{v}"),
+            })?,
+        None => def,
     };
+    let version = def.version;
+    let unknown: Vec<&str> = req
+        .start_tasks
+        .iter()
+        .filter(|t| !def.spec.tasks.iter().any(|s| s.name == **t))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = def.spec.tasks.iter().map(|t| t.name.as_str()).collect();
+        return Err(ApiError::Invalid(format!(
+            "start_tasks: {unknown:?} are not tasks of {project}/{name} v{version}; its tasks are {known:?}"
+        )));
+    }
     let cmd = state
         .store
         .insert_command(NewCommand {
             kind: CommandKind::Start,
             target_instance_id: None,
+            options: CommandOptions {
+                start_tasks: req.start_tasks,
+                scope: req.scope,
+                task: None,
+            },
             workflow_definition_id: def.id,
             version,
             params: req.params,
@@ -128,12 +153,14 @@ pub async fn get(
     Ok(Json(RunDetail { instance, tasks }))
 }
 
-/// `POST /runs/{id}/stop`: asks the leader to stop a run (kill its running
-/// tasks, schedule nothing more). Answers with the STOP command; the run
-/// reaches state STOP once its tasks are gone.
-pub async fn stop(
-    State(state): State<AppState>,
-    Path(id): Path<i64>,
+/// Writes a command about an existing run, after checking that the run is
+/// in a state the command applies to, and nudges the leader.
+async fn command_on_run(
+    state: &AppState,
+    id: i64,
+    kind: CommandKind,
+    options: CommandOptions,
+    applies: impl Fn(WorkflowState) -> Result<(), String>,
 ) -> Result<Json<CommandRow>, ApiError> {
     let instance = state
         .store
@@ -143,17 +170,14 @@ pub async fn stop(
             what: "run",
             id: id.to_string(),
         })?;
-    if instance.state.is_terminal() {
-        return Err(ApiError::Conflict(format!(
-            "run {id} already finished in state {}; nothing to stop",
-            instance.state
-        )));
-    }
+    applies(instance.state)
+        .map_err(|why| ApiError::Conflict(format!("run {id} is {}: {why}", instance.state)))?;
     let cmd = state
         .store
         .insert_command(NewCommand {
-            kind: CommandKind::Stop,
+            kind,
             target_instance_id: Some(id),
+            options,
             workflow_definition_id: instance.workflow_definition_id,
             version: instance.version,
             params: BTreeMap::new(),
@@ -162,4 +186,131 @@ pub async fn stop(
         .await?;
     (state.nudge)();
     Ok(Json(cmd))
+}
+
+/// `POST /runs/{id}/stop`: kill the run's running tasks, schedule nothing
+/// more; it reaches STOP once its tasks are gone.
+pub async fn stop(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommandRow>, ApiError> {
+    command_on_run(&state, id, CommandKind::Stop, Default::default(), |s| {
+        if s.is_terminal() {
+            Err("it already finished; nothing to stop".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `POST /runs/{id}/pause`: running tasks finish, nothing new starts; the
+/// run reaches PAUSE.
+pub async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommandRow>, ApiError> {
+    command_on_run(&state, id, CommandKind::Pause, Default::default(), |s| {
+        if s == WorkflowState::Running {
+            Ok(())
+        } else {
+            Err("only a RUNNING run can be paused".into())
+        }
+    })
+    .await
+}
+
+/// `POST /runs/{id}/resume`: a paused run goes on.
+pub async fn resume(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommandRow>, ApiError> {
+    command_on_run(&state, id, CommandKind::Resume, Default::default(), |s| {
+        if s == WorkflowState::Paused {
+            Ok(())
+        } else {
+            Err("only a paused run can be resumed".into())
+        }
+    })
+    .await
+}
+
+/// `POST /runs/{id}/recover-failed`: run the tasks of a finished run that
+/// did not succeed again (with what depends on them), in the same run.
+pub async fn recover_failed(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<CommandRow>, ApiError> {
+    command_on_run(
+        &state,
+        id,
+        CommandKind::RecoverFailed,
+        Default::default(),
+        |s| match s {
+            WorkflowState::Failure | WorkflowState::Stop => Ok(()),
+            _ => Err("only a FAILURE or STOP run has failed tasks to run again".into()),
+        },
+    )
+    .await
+}
+
+/// `POST /runs/{id}/tasks/{task}/force-success`: the task's last attempt of
+/// a run that is not running becomes SUCCESS.
+pub async fn force_success(
+    State(state): State<AppState>,
+    Path((id, task)): Path<(i64, String)>,
+) -> Result<Json<CommandRow>, ApiError> {
+    let tasks = state.store.task_instances(id).await?;
+    if !tasks.iter().any(|t| t.task_name == task) {
+        return Err(ApiError::NotFound {
+            what: "task in run",
+            id: format!("{id}/{task}"),
+        });
+    }
+    let options = CommandOptions {
+        task: Some(task),
+        ..Default::default()
+    };
+    command_on_run(&state, id, CommandKind::ForceSuccess, options, |s| {
+        if s == WorkflowState::Running {
+            Err("pause or stop it first".into())
+        } else {
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// `POST /runs/{id}/rerun`: a new run of the same workflow version with the
+/// same parameters and schedule time.
+pub async fn rerun(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<TriggerResponse>, ApiError> {
+    let instance = state
+        .store
+        .workflow_instance(id)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "run",
+            id: id.to_string(),
+        })?;
+    let cmd = state
+        .store
+        .insert_command(NewCommand {
+            kind: CommandKind::Start,
+            target_instance_id: None,
+            options: Default::default(),
+            workflow_definition_id: instance.workflow_definition_id,
+            version: instance.version,
+            params: instance.params.clone(),
+            schedule_time: instance.schedule_time,
+        })
+        .await?;
+    (state.nudge)();
+    Ok(Json(TriggerResponse {
+        command_id: cmd.id,
+        workflow_definition_id: instance.workflow_definition_id,
+        version: instance.version,
+    }))
 }

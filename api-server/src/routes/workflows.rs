@@ -67,3 +67,59 @@ pub async fn get(
         })?;
     Ok(Json(row))
 }
+
+/// Body of `POST /workflows:import`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ImportRequest {
+    /// `dolphinscheduler-json` (a DolphinScheduler 3.x export) or
+    /// `pydolphinscheduler-yaml`.
+    pub format: String,
+    pub content: String,
+    /// Project the imported workflows go to (JSON exports carry none).
+    #[serde(default = "orca_common::default_project")]
+    pub project: String,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ImportResponse {
+    pub workflows: Vec<WorkflowSummary>,
+    /// What Orca could not keep (e.g. a schedule's time zone), per workflow/task.
+    pub warnings: Vec<String>,
+}
+
+/// `POST /workflows:import`: converts DolphinScheduler workflows and saves
+/// them (all or nothing: any unsupported task or invalid DAG refuses the
+/// whole import, listing every problem).
+pub async fn import(
+    State(state): State<AppState>,
+    Json(req): Json<ImportRequest>,
+) -> Result<Json<ImportResponse>, ApiError> {
+    use orca_common::workflow::import;
+    let imported = match req.format.as_str() {
+        "dolphinscheduler-json" => import::import_dolphinscheduler_json(&req.content, &req.project),
+        "pydolphinscheduler-yaml" => import::import_pydolphinscheduler_yaml(
+            &req.content,
+            "import.yaml",
+            std::path::Path::new("."),
+        ),
+        other => {
+            return Err(ApiError::Invalid(format!(
+                "format: {other:?} is not an import format; use dolphinscheduler-json or pydolphinscheduler-yaml"
+            )));
+        }
+    }
+    .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let mut workflows = Vec::new();
+    for mut spec in imported.workflows {
+        if req.format == "pydolphinscheduler-yaml" && spec.project == orca_common::default_project()
+        {
+            spec.project = req.project.clone();
+        }
+        let row = state.store.save_workflow(&spec, &req.content).await?;
+        workflows.push(WorkflowSummary::from(&row));
+    }
+    Ok(Json(ImportResponse {
+        workflows,
+        warnings: imported.warnings.iter().map(|w| w.to_string()).collect(),
+    }))
+}

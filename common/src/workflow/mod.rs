@@ -12,6 +12,7 @@
 
 pub mod dag;
 mod error;
+pub mod import;
 mod node;
 mod placeholder;
 mod reader;

@@ -7,6 +7,7 @@
 //! acknowledged only once its effect is durable; a dispatch is sent only once
 //! the attempt row exists.
 
+mod ops;
 mod recover;
 mod run;
 mod transitions;
@@ -255,9 +256,25 @@ impl Engine {
                 return Ok(());
             }
             for cmd in cmds {
-                if cmd.kind == CommandKind::Stop {
-                    self.on_stop_command(&cmd);
-                    continue;
+                match cmd.kind {
+                    CommandKind::Start => {}
+                    CommandKind::Stop => {
+                        self.on_stop_command(&cmd);
+                        continue;
+                    }
+                    CommandKind::Pause => {
+                        self.on_pause_command(&cmd);
+                        continue;
+                    }
+                    CommandKind::Resume | CommandKind::RecoverFailed => {
+                        let in_flight = self.on_resume_command(&cmd).await?;
+                        self.verify_in_flight(in_flight).await;
+                        continue;
+                    }
+                    CommandKind::ForceSuccess => {
+                        self.on_force_success_command(&cmd).await?;
+                        continue;
+                    }
                 }
                 let def = self
                     .store
@@ -288,15 +305,16 @@ impl Engine {
                     }
                 };
                 info!(instance = inst.id, workflow = %def.name, "workflow instance started");
-                let run = WorkflowRun::new(
+                let mut run = WorkflowRun::new(
                     inst.id,
                     Arc::new(def.spec),
                     Arc::new(dag),
                     inst.params.clone(),
                     inst.schedule_time,
                 );
+                run.apply_scope(&cmd.options);
                 let roots: Vec<usize> = (0..run.tasks.len())
-                    .filter(|&t| run.dag.upstream[t].is_empty())
+                    .filter(|&t| run.tasks[t].phase == Phase::Pending && run.upstream_succeeded(t))
                     .collect();
                 self.runs.insert(inst.id, run);
                 for t in roots {

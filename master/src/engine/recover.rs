@@ -25,65 +25,23 @@ impl Engine {
         }
         let mut in_flight: Vec<(i64, usize)> = Vec::new();
         for inst in instances {
-            let def = self
-                .store
-                .workflow_version(inst.workflow_definition_id, inst.version)
-                .await?
-                .ok_or(MasterError::MissingDefinition {
-                    id: inst.workflow_definition_id,
-                    version: inst.version,
-                })?;
-            let dag = match Dag::build(&def.spec) {
-                Ok(d) => d,
-                Err(e) => {
-                    warn!(instance = inst.id, error = %e, "stored workflow no longer validates; failing it");
-                    self.writes.push(Write::UpdateWorkflowInstance {
-                        id: inst.id,
-                        state: orca_common::WorkflowState::Failure,
-                        end_time: Some(Utc::now()),
-                    });
-                    continue;
-                }
+            let Some(run) = self.load_run(&inst).await? else {
+                continue;
             };
-            let mut run = WorkflowRun::new(
-                inst.id,
-                Arc::new(def.spec),
-                Arc::new(dag),
-                inst.params.clone(),
-                inst.schedule_time,
-            );
-            let rows = self.store.task_instances(inst.id).await?;
-            let mut non_failover: HashMap<usize, u32> = HashMap::new();
-            for row in &rows {
-                let Some(&t) = run.dag.index.get(&row.task_name) else {
-                    continue;
-                };
-                self.by_ti.insert(row.id, (inst.id, t));
-                if !row.failover {
-                    *non_failover.entry(t).or_default() += 1;
-                }
-                let task = &mut run.tasks[t];
-                if row.attempt < task.attempt {
-                    continue;
-                }
-                task.attempt = row.attempt;
-                task.ti = Some(row.id);
-                task.last_seq = row.last_seq;
-                task.failover = row.failover;
-                task.start_time = row.start_time;
-                task.worker = row.worker_id.clone().zip(row.worker_addr.clone());
-                task.out = row.out_params.clone();
-                task.phase = match row.state {
-                    TaskState::Submitted => Phase::Waiting,
-                    TaskState::Dispatched => Phase::Dispatched,
-                    TaskState::Running => Phase::Running,
-                    other => Phase::Done(other),
-                };
-            }
-            for (t, n) in non_failover {
-                run.tasks[t].retries_used = n.saturating_sub(1);
-            }
-            let id = inst.id;
+            in_flight.extend(self.install_run(run));
+        }
+        self.verify_in_flight(in_flight).await;
+        self.try_waiting();
+        self.commit().await
+    }
+
+    /// Takes a loaded run over: queues what waits or is due for a retry,
+    /// fails over LOST attempts, re-derives ready tasks. Returns the attempts
+    /// in flight on workers (to verify with them).
+    pub(super) fn install_run(&mut self, mut run: WorkflowRun) -> Vec<(i64, usize)> {
+        let id = run.id;
+        let mut in_flight = Vec::new();
+        {
             let mut lost_latest = Vec::new();
             for t in 0..run.tasks.len() {
                 let spec = &run.spec.tasks[t];
@@ -109,13 +67,84 @@ impl Engine {
             }
             self.resume_dag(id);
         }
-        self.verify_in_flight(in_flight).await;
-        self.try_waiting();
-        self.commit().await
+        in_flight
+    }
+
+    /// Rebuilds the in-memory state of one workflow instance from its rows
+    /// (registering its task instances); `None` if its definition no longer
+    /// validates (it is then failed).
+    pub(super) async fn load_run(
+        &mut self,
+        inst: &orca_store::WorkflowInstanceRow,
+    ) -> Result<Option<WorkflowRun>, MasterError> {
+        let def = self
+            .store
+            .workflow_version(inst.workflow_definition_id, inst.version)
+            .await?
+            .ok_or(MasterError::MissingDefinition {
+                id: inst.workflow_definition_id,
+                version: inst.version,
+            })?;
+        let dag = match Dag::build(&def.spec) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(instance = inst.id, error = %e, "stored workflow no longer validates; failing it");
+                self.writes.push(Write::UpdateWorkflowInstance {
+                    id: inst.id,
+                    state: orca_common::WorkflowState::Failure,
+                    end_time: Some(Utc::now()),
+                });
+                return Ok(None);
+            }
+        };
+        let mut run = WorkflowRun::new(
+            inst.id,
+            Arc::new(def.spec),
+            Arc::new(dag),
+            inst.params.clone(),
+            inst.schedule_time,
+        );
+        if let Some(cmd) = inst.command_id
+            && let Some(cmd) = self.store.command(cmd).await?
+        {
+            run.apply_scope(&cmd.options);
+        }
+        let rows = self.store.task_instances(inst.id).await?;
+        let mut non_failover: HashMap<usize, u32> = HashMap::new();
+        for row in &rows {
+            let Some(&t) = run.dag.index.get(&row.task_name) else {
+                continue;
+            };
+            self.by_ti.insert(row.id, (inst.id, t));
+            if !row.failover {
+                *non_failover.entry(t).or_default() += 1;
+            }
+            let task = &mut run.tasks[t];
+            if row.attempt < task.attempt {
+                continue;
+            }
+            task.attempt = row.attempt;
+            task.ti = Some(row.id);
+            task.last_seq = row.last_seq;
+            task.failover = row.failover;
+            task.start_time = row.start_time;
+            task.worker = row.worker_id.clone().zip(row.worker_addr.clone());
+            task.out = row.out_params.clone();
+            task.phase = match row.state {
+                TaskState::Submitted => Phase::Waiting,
+                TaskState::Dispatched => Phase::Dispatched,
+                TaskState::Running => Phase::Running,
+                other => Phase::Done(other),
+            };
+        }
+        for (t, n) in non_failover {
+            run.tasks[t].retries_used = n.saturating_sub(1);
+        }
+        Ok(Some(run))
     }
 
     /// Re-derives what is ready or upstream-failed in `wf` after a reload.
-    fn resume_dag(&mut self, wf: i64) {
+    pub(super) fn resume_dag(&mut self, wf: i64) {
         let Some(run) = self.runs.get(&wf) else {
             return;
         };
@@ -141,7 +170,7 @@ impl Engine {
 
     /// Asks each worker which attempts it holds; adopts those, re-places the
     /// ones that never reached a worker, and fails over the lost ones.
-    async fn verify_in_flight(&mut self, in_flight: Vec<(i64, usize)>) {
+    pub(super) async fn verify_in_flight(&mut self, in_flight: Vec<(i64, usize)>) {
         if in_flight.is_empty() {
             return;
         }

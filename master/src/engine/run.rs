@@ -19,6 +19,9 @@ pub enum Phase {
     /// Last attempt failed; a retry is due later.
     RetryWait,
     Done(TaskState),
+    /// Outside the scope of this run (run from a task): never runs, and
+    /// counts as done for its downstream.
+    Skipped,
 }
 
 impl Phase {
@@ -80,6 +83,8 @@ pub struct WorkflowRun {
     pub stopping: bool,
     /// The wind-down was a user stop (final state STOP rather than FAILURE).
     pub stop_requested: bool,
+    /// Paused: nothing new starts; once nothing runs the run ends in PAUSE.
+    pub pausing: bool,
 }
 
 impl WorkflowRun {
@@ -100,14 +105,58 @@ impl WorkflowRun {
             tasks,
             stopping: false,
             stop_requested: false,
+            pausing: false,
         }
     }
 
-    /// True when every upstream task of `t` succeeded.
-    pub fn upstream_succeeded(&self, t: usize) -> bool {
-        self.dag.upstream[t]
+    /// Limits the run to the scope of a START command's options (run from
+    /// tasks): tasks outside it are skipped. Unknown task names are ignored.
+    pub fn apply_scope(&mut self, options: &orca_store::CommandOptions) {
+        if options.start_tasks.is_empty() {
+            return;
+        }
+        let n = self.tasks.len();
+        let starts: Vec<usize> = options
+            .start_tasks
             .iter()
-            .all(|&u| self.tasks[u].phase == Phase::Done(TaskState::Success))
+            .filter_map(|name| self.dag.index.get(name).copied())
+            .collect();
+        let mut keep = vec![false; n];
+        for &s in &starts {
+            keep[s] = true;
+        }
+        let scope = options.scope.unwrap_or(orca_store::RunScope::Downstream);
+        let edges = match scope {
+            orca_store::RunScope::Only => None,
+            orca_store::RunScope::Downstream => Some(&self.dag.downstream),
+            orca_store::RunScope::Upstream => Some(&self.dag.upstream),
+        };
+        if let Some(edges) = edges {
+            let mut stack = starts.clone();
+            while let Some(t) = stack.pop() {
+                for &next in &edges[t] {
+                    if !keep[next] {
+                        keep[next] = true;
+                        stack.push(next);
+                    }
+                }
+            }
+        }
+        for (t, task) in self.tasks.iter_mut().enumerate() {
+            if !keep[t] {
+                task.phase = Phase::Skipped;
+            }
+        }
+    }
+
+    /// True when every upstream task of `t` succeeded (or is skipped).
+    pub fn upstream_succeeded(&self, t: usize) -> bool {
+        self.dag.upstream[t].iter().all(|&u| {
+            matches!(
+                self.tasks[u].phase,
+                Phase::Done(TaskState::Success) | Phase::Skipped
+            )
+        })
     }
 
     /// OUT parameters visible to `t`: those of all its ancestors, nearer ones
@@ -152,13 +201,20 @@ impl WorkflowRun {
                 WorkflowState::Failure
             });
         }
-        if !self.tasks.iter().all(|t| matches!(t.phase, Phase::Done(_))) {
+        let all_done = self
+            .tasks
+            .iter()
+            .all(|t| matches!(t.phase, Phase::Done(_) | Phase::Skipped));
+        if !all_done {
+            if self.pausing && !self.tasks.iter().any(|t| t.phase.is_active()) {
+                return Some(WorkflowState::Paused);
+            }
             return None;
         }
         let ok = self
             .tasks
             .iter()
-            .all(|t| t.phase == Phase::Done(TaskState::Success));
+            .all(|t| matches!(t.phase, Phase::Done(TaskState::Success) | Phase::Skipped));
         Some(if ok {
             WorkflowState::Success
         } else {

@@ -249,7 +249,7 @@ impl Engine {
         let Some(run) = self.runs.get(&wf) else {
             return;
         };
-        if run.tasks[t].phase == Phase::RetryWait && !run.stopping {
+        if run.tasks[t].phase == Phase::RetryWait && !run.stopping && !run.pausing {
             self.ready.push((wf, t, false));
         }
     }
@@ -357,7 +357,8 @@ impl Engine {
             let master_addr = self.master_addr.clone();
             let run = self.runs.get_mut(&wf).expect("retained above");
             if run.stopping
-                || matches!(run.tasks[t].phase, Phase::Done(_))
+                || run.pausing
+                || matches!(run.tasks[t].phase, Phase::Done(_) | Phase::Skipped)
                 || run.tasks[t].phase.is_active()
             {
                 continue;

@@ -26,6 +26,7 @@ impl Store {
             created_at: Set(created_at),
             workflow_instance_id: Set(cmd.target_instance_id),
             consumed_at: Set(None),
+            options: Set(to_json("command options", &cmd.options)?),
             ..Default::default()
         })
         .exec(&self.writer)
@@ -34,6 +35,7 @@ impl Store {
         Ok(CommandRow {
             id: res.last_insert_id,
             kind: cmd.kind,
+            options: cmd.options,
             workflow_definition_id: cmd.workflow_definition_id,
             version: cmd.version,
             params: cmd.params,

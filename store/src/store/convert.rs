@@ -84,6 +84,7 @@ pub(super) fn command_row(m: command::Model) -> Result<CommandRow> {
     Ok(CommandRow {
         id: m.id,
         kind: parse_enum("command", m.id, &m.command_type)?,
+        options: from_json("command", m.id, &m.options)?,
         workflow_definition_id: m.workflow_definition_id,
         version: m.version,
         params,

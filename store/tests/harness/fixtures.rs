@@ -83,6 +83,7 @@ pub async fn new_command(store: &Store, def: &WorkflowDefinitionRow, at: i64) ->
         .insert_command(NewCommand {
             kind: CommandKind::Start,
             target_instance_id: None,
+            options: Default::default(),
             workflow_definition_id: def.id,
             version: def.version,
             params: params(&[("dt", "2024-02-02")]),
