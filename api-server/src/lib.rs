@@ -2,10 +2,12 @@
 //!
 //! API boundary: only this crate knows HTTP and JSON request shapes. It
 //! writes commands and nudges the leader; it never runs tasks.
-//! This is the minimal API the CLI needs (apply, trigger, status, logs);
-//! the full API (OpenAPI, RBAC, …) is a later issue.
+//! Users authenticate with bearer tokens (login sessions or personal access
+//! tokens, [`auth`]); each route declares what it needs in the route table
+//! and one layer enforces it ([`authz`]).
 
 pub mod auth;
+pub mod authz;
 pub mod error;
 pub mod nudge;
 pub mod routes;
@@ -14,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::get;
 use orca_store::Store;
 use tokio::net::TcpListener;
@@ -33,12 +34,11 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
-/// The full router (auth applied to `/api/v1`).
+/// The full router: `/health`, `/metrics`, and `/api/v1` where every route
+/// is authenticated and authorised by its rule in the route table
+/// ([`routes::route_permissions`]).
 pub fn router(state: AppState) -> Router {
-    let api = routes::api_routes().layer(middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_token,
-    ));
+    let api = routes::api_routes(&state);
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

@@ -50,6 +50,38 @@ pub enum Command {
     /// Inspect configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Administration: users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the first admin user; refuses if an admin exists. Prints a
+    /// generated password once, unless --password-stdin.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Name of the admin to create.
+    #[arg(long, default_value = "admin")]
+    pub username: String,
+    /// Metadata store URL (postgres://… or sqlite://…); default: the
+    /// SQLite database of --data-dir.
+    #[arg(
+        long,
+        env = "ORCA_STORE__URL",
+        hide_env_values = true,
+        conflicts_with = "data_dir"
+    )]
+    pub store_url: Option<String>,
+    /// Data dir of a standalone server (default ./orca-data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Read the password from stdin instead of generating one.
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 /// Where a server's configuration comes from (later wins): built-in
@@ -68,8 +100,9 @@ pub struct ServeArgs {
 pub struct ApiServeArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Keep an API token for local clients in DIR/cli.json (mode 0600),
-    /// creating it on first start.
+    /// Keep a personal access token of an admin for local clients in
+    /// DIR/cli.json (mode 0600); on first start creates the first admin
+    /// (password printed once) if there is none.
     #[arg(long, value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
 }

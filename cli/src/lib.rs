@@ -1,6 +1,7 @@
 //! `orca`: one binary for every role (standalone, and later master, worker,
 //! api) and the client verbs (`run`, `status`, `logs`, `validate`).
 
+pub mod admin;
 pub mod args;
 pub mod client;
 pub mod ops;
@@ -59,6 +60,7 @@ async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Worker(a) => serve::run_worker(a).await,
         Command::Api(a) => serve::run_api(a).await,
         Command::Config(args::ConfigCommand::Check(a)) => serve::config_check(a),
+        Command::Admin(a) => admin::run_admin(a).await,
     }
 }
 

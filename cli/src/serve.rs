@@ -185,15 +185,23 @@ pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
     println!("orca api up: {url}/api/v1 (health {url}/health, metrics {url}/metrics)");
     if let Some(dir) = &args.credentials_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let (_, created) = crate::standalone::ensure_token(&store, dir, &url).await?;
+        let cli = crate::admin::ensure_cli_token(&store, dir, &url).await?;
         let file = dir.join(crate::client::CREDENTIALS_FILE);
-        if created {
+        if let Some(a) = &cli.new_admin
+            && let Some(p) = &a.generated_password
+        {
             println!(
-                "an API token was created and written to {} (mode 0600)",
+                "admin user {:?} created; its password (shown once, store it now): {p}",
+                a.user.username
+            );
+        }
+        if cli.created {
+            println!(
+                "a personal access token of an admin was written to {} (mode 0600)",
                 file.display()
             );
         } else {
-            println!("API token: kept in {}", file.display());
+            println!("CLI token: kept in {}", file.display());
         }
     }
     shutdown_signal().await;

@@ -2,7 +2,7 @@
 //! data dir, in-process registry. Also used by `orca run` without `--server`.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use orca_common::registry::memory::MemoryRegistry;
 use orca_store::Store;
 
 use crate::args::StandaloneArgs;
-use crate::client::{CREDENTIALS_FILE, CliCredentials};
+use crate::client::CREDENTIALS_FILE;
 
 pub struct StandaloneOptions {
     pub data_dir: PathBuf,
@@ -24,8 +24,11 @@ pub struct StandaloneOptions {
 pub struct Standalone {
     pub url: String,
     pub token: String,
-    /// True when the admin token was created by this start (print it once).
+    /// True when the CLI's token was created by this start (print it once).
     pub token_created: bool,
+    /// `(username, generated password)` of the first admin, when this start
+    /// created it (print it once: it is stored nowhere).
+    pub admin_created: Option<(String, String)>,
     pub master_addr: SocketAddr,
     pub worker_addr: SocketAddr,
     api: orca_api::ApiHandle,
@@ -83,11 +86,16 @@ impl Standalone {
         .await
         .context("cannot start the API server")?;
         let url = format!("http://{}", api.addr);
-        let (token, token_created) = ensure_token(&store, &data_dir, &url).await?;
+        let cli = crate::admin::ensure_cli_token(&store, &data_dir, &url).await?;
+        let admin_created = cli
+            .new_admin
+            .and_then(|a| Some((a.user.username, a.generated_password?)));
+        let (token, token_created) = (cli.token, cli.created);
         Ok(Standalone {
             url,
             token,
             token_created,
+            admin_created,
             master_addr: master.addr(),
             worker_addr: worker.addr(),
             api,
@@ -114,59 +122,6 @@ impl Standalone {
     }
 }
 
-/// Reuses the token kept in the data dir, or creates one; rewrites the
-/// credentials file (mode 0600) with the current URL.
-pub(crate) async fn ensure_token(
-    store: &Store,
-    data_dir: &Path,
-    url: &str,
-) -> anyhow::Result<(String, bool)> {
-    let path = data_dir.join(CREDENTIALS_FILE);
-    let existing = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<CliCredentials>(&t).ok());
-    let (token, created) = match existing {
-        Some(c)
-            if store
-                .api_token_exists(&orca_api::auth::hash_token(&c.token))
-                .await? =>
-        {
-            (c.token, false)
-        }
-        _ => {
-            let token = orca_api::auth::generate_token();
-            store
-                .insert_api_token("standalone-admin", &orca_api::auth::hash_token(&token))
-                .await?;
-            (token, true)
-        }
-    };
-    let creds = CliCredentials {
-        url: url.to_string(),
-        token: token.clone(),
-    };
-    write_private(&path, &serde_json::to_vec_pretty(&creds)?)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok((token, created))
-}
-
-/// Writes a file readable only by its owner.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     let s = Standalone::start(StandaloneOptions {
         data_dir: args.data_dir.clone(),
@@ -183,15 +138,18 @@ pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     println!("  master     gRPC {}", s.master_addr);
     println!("  worker     gRPC {}", s.worker_addr);
     println!("  data dir   {}", args.data_dir.display());
+    if let Some((user, password)) = &s.admin_created {
+        println!("  admin user {user:?} created; its password (shown once, store it now):");
+        println!("    {password}");
+    }
     if s.token_created {
         println!(
-            "  admin token (shown once; also kept for the local CLI in {}/{CREDENTIALS_FILE}, mode 0600):",
+            "  a personal access token of the admin is kept for the local CLI in {}/{CREDENTIALS_FILE} (mode 0600)",
             args.data_dir.display()
         );
-        println!("    {}", s.token);
     } else {
         println!(
-            "  admin token: kept in {}/{CREDENTIALS_FILE}",
+            "  CLI token: kept in {}/{CREDENTIALS_FILE}",
             args.data_dir.display()
         );
     }

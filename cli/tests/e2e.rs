@@ -45,17 +45,17 @@ async fn start(c: &Client, yaml: &str, params: &[(&str, &str)]) -> i64 {
         .trigger(&wf.project, &wf.name, params)
         .await
         .expect("trigger");
+    instance_of(c, trig.command_id).await
+}
+
+/// Waits until the master turned command `id` into a run; returns the run id.
+async fn instance_of(c: &Client, id: i64) -> i64 {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if let Some(id) = c
-            .command(trig.command_id)
-            .await
-            .expect("command")
-            .workflow_instance_id
-        {
-            return id;
+        if let Some(run) = c.command(id).await.expect("command").workflow_instance_id {
+            return run;
         }
-        assert!(Instant::now() < deadline, "command never consumed");
+        assert!(Instant::now() < deadline, "command {id} never consumed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -109,19 +109,7 @@ async fn run_example(file: &str) -> (RunDetail, Client, Standalone, tempfile::Te
         .trigger(&wf.project, &wf.name, BTreeMap::new())
         .await
         .unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    let id = loop {
-        if let Some(id) = c
-            .command(trig.command_id)
-            .await
-            .unwrap()
-            .workflow_instance_id
-        {
-            break id;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let id = instance_of(&c, trig.command_id).await;
     let d = finish(&c, id).await;
     (d, c, s, dir)
 }
@@ -549,14 +537,7 @@ tasks:
 
     // Rerun: a new run with the same parameters.
     let t = c.rerun(id).await.unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    let id3 = loop {
-        if let Some(i) = c.command(t.command_id).await.unwrap().workflow_instance_id {
-            break i;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let id3 = instance_of(&c, t.command_id).await;
     assert_ne!(id3, id);
     assert_eq!(finish(&c, id3).await.instance.state, WorkflowState::Failure);
 
@@ -574,14 +555,7 @@ tasks:
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    let id4 = loop {
-        if let Some(i) = c.command(t.command_id).await.unwrap().workflow_instance_id {
-            break i;
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let id4 = instance_of(&c, t.command_id).await;
     let d = finish(&c, id4).await;
     assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
     let ran: Vec<&str> = d.tasks.iter().map(|t| t.task_name.as_str()).collect();
@@ -599,5 +573,41 @@ tasks:
         .unwrap_err()
         .to_string();
     assert!(err.contains("nope") && err.contains("422"), "{err}");
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_of_finished_attempts_outlive_their_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        r#"
+workflow: {name: logs}
+tasks:
+  - {name: talk, task_type: Shell, command: "echo hello from the worker; echo to stderr >&2"}
+"#,
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let ti = attempts(&d, "talk")[0].id;
+    // Wait until the worker shipped the log (it marks the attempt dir).
+    let marker = std::path::PathBuf::from(attempts(&d, "talk")[0].log_path.clone().unwrap())
+        .with_file_name("log_shipped");
+    let deadline = Instant::now() + DEADLINE;
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "log never shipped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.shutdown().await;
+    // The worker and everything it had on disk are gone.
+    std::fs::remove_dir_all(dir.path().join("worker")).unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let log = c.task_log(ti).await.unwrap();
+    assert!(log.contains("hello from the worker") && log.contains("to stderr"), "{log}");
     s.shutdown().await;
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use orca_proto::v1::master_service_server::MasterService;
 use orca_proto::v1::{
     NudgeRequest, NudgeResponse, ReportTaskEventRequest, ReportTaskEventResponse,
+    ShipTaskLogRequest, ShipTaskLogResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -15,6 +16,8 @@ pub type LeaderSlot = Arc<RwLock<Option<EngineHandle>>>;
 
 pub struct MasterGrpc {
     pub leader: LeaderSlot,
+    /// For logs shipped by workers (not fenced: immutable per attempt).
+    pub store: orca_store::Store,
 }
 
 #[tonic::async_trait]
@@ -55,5 +58,23 @@ impl MasterService for MasterGrpc {
         Ok(Response::new(NudgeResponse {
             leader: engine.is_some(),
         }))
+    }
+
+    async fn ship_task_log(
+        &self,
+        request: Request<ShipTaskLogRequest>,
+    ) -> Result<Response<ShipTaskLogResponse>, Status> {
+        let r = request.into_inner();
+        self.store
+            .put_task_log(
+                r.task_instance_id,
+                r.attempt,
+                &r.data,
+                r.truncated,
+                r.original_size,
+            )
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        Ok(Response::new(ShipTaskLogResponse { stored: true }))
     }
 }

@@ -141,7 +141,9 @@ pub async fn start(
 
     let svc = MasterServiceServer::new(MasterGrpc {
         leader: leader.clone(),
-    });
+        store: store.clone(),
+    })
+    .max_decoding_message_size(8 * 1024 * 1024);
     // gRPC health: the master service is SERVING only on the leader, so
     // load balancers and probes can tell the leader from standbys.
     let (health, health_svc) = tonic_health::server::health_reporter();

@@ -4,6 +4,8 @@
 //! Conventions: enums (states, task types) are stored as their `as_str()`
 //! text, maps and specs as JSON text, times as `timestamp with time zone`.
 
+pub mod auth;
+
 pub mod project {
     use sea_orm::entity::prelude::*;
 

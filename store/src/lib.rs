@@ -261,8 +261,27 @@ pub enum Write {
     },
 }
 
+/// The stored log of a finished attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskLogRow {
+    pub task_instance_id: i64,
+    pub attempt: i32,
+    pub content: Vec<u8>,
+    /// The worker kept only the head and tail of a larger log.
+    pub truncated: bool,
+    /// Size of the whole log on the worker, bytes.
+    pub original_size: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+mod auth;
 mod entities;
 mod migration;
+mod migration_logs;
 mod store;
 
+pub use auth::{
+    BootstrapOutcome, MemberRow, NewToken, NewUser, ProjectRole, TokenKind, TokenOwner, TokenRow,
+    UserCredentials, UserRow, UserUpdate,
+};
 pub use store::Store;

@@ -4,13 +4,19 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+mod m0002_auth;
+
 /// All migrations, oldest first.
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Init)]
+        vec![
+            Box::new(M0001Init),
+            Box::new(m0002_auth::M0002Auth),
+            Box::new(crate::migration_logs::M0003TaskLogs),
+        ]
     }
 }
 

@@ -1,16 +1,19 @@
 //! [`Store`]: connecting, migrating, and the transaction helpers shared by the
 //! use-case modules below.
 //!
+//! - `auth`: users, project roles, tokens, and the project of a run/command/task (not fenced)
 //! - `definitions`: workflow definitions and their versions (API writes, not fenced)
 //! - `commands`: start commands and API tokens (not fenced)
 //! - `fencing`: the leader epoch and every fenced master write
 //! - `reads`: workflow/task instance queries
 //! - `convert`: entity ↔ row conversion, error mapping
 
+mod auth;
 mod commands;
 mod convert;
 mod definitions;
 mod fencing;
+mod logs;
 mod reads;
 
 use std::time::Duration;

@@ -53,7 +53,35 @@ conformance!(
     stale_epoch_never_writes_after_a_concurrent_claim,
     api_tokens,
     corrupt_rows_are_reported_by_name,
+    task_logs_are_stored_and_replaced,
 );
+
+async fn task_logs_are_stored_and_replaced(db: &TestDb) {
+    let store = db.connect().await;
+    assert_eq!(store.task_log(7).await.unwrap(), None);
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(5000).collect();
+    store.put_task_log(7, 1, &bytes, false, 5000).await.unwrap();
+    let log = store.task_log(7).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            log.attempt,
+            log.content.as_slice(),
+            log.truncated,
+            log.original_size
+        ),
+        (1, bytes.as_slice(), false, 5000)
+    );
+    // Shipping again (a worker retrying) replaces it.
+    store
+        .put_task_log(7, 1, b"head...tail", true, 1 << 30)
+        .await
+        .unwrap();
+    let log = store.task_log(7).await.unwrap().unwrap();
+    assert_eq!(
+        (log.content.as_slice(), log.truncated, log.original_size),
+        (&b"head...tail"[..], true, 1 << 30)
+    );
+}
 
 async fn migrations_are_idempotent(db: &TestDb) {
     let first = db.connect().await;

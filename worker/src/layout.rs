@@ -38,6 +38,8 @@ pub(crate) const KILL_FILE: &str = "kill.json";
 pub(crate) const REPORTED_FILE: &str = "reported";
 /// stdout + stderr of the task.
 pub(crate) const LOG_FILE: &str = "task.log";
+/// Written once the log is stored by the leader (it outlives the worker).
+pub(crate) const LOG_SHIPPED_FILE: &str = "log_shipped";
 
 /// Paths inside the data dir.
 #[derive(Debug, Clone)]

@@ -261,6 +261,9 @@ pub async fn start(
             }
         }
     };
+    for (tiid, attempt, dir) in &recovery.to_ship {
+        worker.outbox.ship_log(*tiid, *attempt, dir.clone());
+    }
     let adopted = recovery.adopted.len();
     for a in recovery.adopted {
         runner::start_adopted(worker.clone(), a.entry, a.pid, a.timeout_ms);

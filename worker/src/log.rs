@@ -26,6 +26,40 @@ const FOLLOW_POLL: Duration = Duration::from_millis(100);
 /// reading the log line by line; the last value of a key wins. Memory is
 /// bounded: overlong lines are skipped, and parameters stop being collected
 /// past [`MAX_OUT_PARAMS_BYTES`].
+/// Reads a log for shipping: whole when at most `cap` bytes, otherwise its
+/// first and last `cap / 2` bytes around a marker line. Returns (bytes,
+/// truncated, original size).
+pub(crate) fn read_capped(log: &Path, cap: u64) -> std::io::Result<(Vec<u8>, bool, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::File::open(log) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), false, 0)),
+        Err(e) => return Err(e),
+    };
+    let size = f.metadata()?.len();
+    if size <= cap {
+        let mut all = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        f.read_to_end(&mut all)?;
+        return Ok((all, false, size));
+    }
+    let half = cap / 2;
+    let mut head = vec![0u8; usize::try_from(half).unwrap_or(0)];
+    f.read_exact(&mut head)?;
+    f.seek(SeekFrom::End(-(i64::try_from(half).unwrap_or(0))))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let mut out = head;
+    out.extend_from_slice(
+        format!(
+            "\n[orca: log truncated: {} of {size} bytes omitted; head and tail kept]\n",
+            size - 2 * half
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&tail);
+    Ok((out, true, size))
+}
+
 pub(crate) fn collect_out_params(log: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let file = match std::fs::File::open(log) {
@@ -191,5 +225,31 @@ mod tests {
         // No parser call happens for the skipped line; nothing is collected.
         assert!(collect_out_params(&p).is_empty());
         assert!(collect_out_params(&dir.path().join("missing.log")).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod capped_tests {
+    use super::read_capped;
+
+    #[test]
+    fn small_logs_ship_whole_and_large_ones_keep_head_and_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("task.log");
+        std::fs::write(&p, b"short").unwrap();
+        assert_eq!(read_capped(&p, 100).unwrap(), (b"short".to_vec(), false, 5));
+        let big: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&p, &big).unwrap();
+        let (data, truncated, size) = read_capped(&p, 100).unwrap();
+        assert!(truncated);
+        assert_eq!(size, 1000);
+        assert!(data.starts_with(&big[..50]));
+        assert!(data.ends_with(&big[950..]));
+        let text = String::from_utf8_lossy(&data);
+        assert!(text.contains("900 of 1000 bytes omitted"), "{text}");
+        assert_eq!(
+            read_capped(&dir.path().join("none"), 10).unwrap(),
+            (vec![], false, 0)
+        );
     }
 }

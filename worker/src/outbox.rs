@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use orca_common::registry::LeaderInfo;
 use orca_proto::v1::master_service_client::MasterServiceClient;
-use orca_proto::v1::{ReportTaskEventRequest, TaskEvent};
+use orca_proto::v1::{ReportTaskEventRequest, ShipTaskLogRequest, TaskEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -25,6 +25,8 @@ const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Largest log shipped whole; larger ones keep their head and tail.
+const LOG_SHIP_CAP: u64 = 2 * 1024 * 1024;
 const PENDING_GAUGE: &str = "orca_worker_reports_pending";
 
 /// The outbox of one worker.
@@ -115,32 +117,14 @@ impl Outbox {
         Ok(ch)
     }
 
-    async fn send_once(&self, addr: &str, ev: &TaskEvent) -> bool {
-        let ch = match self.channel(addr) {
-            Ok(ch) => ch,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot report to leader");
-                return false;
-            }
-        };
-        let req = ReportTaskEventRequest {
-            event: Some(ev.clone()),
-        };
-        let mut client = MasterServiceClient::new(ch);
-        match tokio::time::timeout(RPC_TIMEOUT, client.report_task_event(req)).await {
-            Ok(Ok(resp)) => resp.into_inner().acknowledged,
-            Ok(Err(status)) => {
-                tracing::debug!(%addr, code = ?status.code(), message = status.message(), "report failed");
-                false
-            }
-            Err(_) => {
-                tracing::debug!(%addr, "report timed out");
-                false
-            }
-        }
-    }
-
-    async fn deliver_until_acked(&self, ev: TaskEvent, path: PathBuf) {
+    /// Calls `send` against the current leader until it returns true,
+    /// re-targeting when the leader changes and backing off between failed
+    /// tries. False when the worker shuts down first.
+    async fn until_leader_accepts<F, Fut>(&self, what: &str, mut send: F) -> bool
+    where
+        F: FnMut(MasterServiceClient<Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<bool, tonic::Status>>,
+    {
         let mut leader = self.leader.clone();
         let mut leader_open = true;
         let mut backoff = BACKOFF_START;
@@ -150,23 +134,36 @@ impl Outbox {
                 .as_ref()
                 .map(|l| l.master.addr.clone());
             if let Some(addr) = &target {
-                let acked = tokio::select! {
-                    _ = self.cancel.cancelled() => return,
-                    acked = self.send_once(addr, &ev) => acked,
+                let accepted = match self.channel(addr) {
+                    Ok(ch) => {
+                        let call =
+                            tokio::time::timeout(RPC_TIMEOUT, send(MasterServiceClient::new(ch)));
+                        tokio::select! {
+                            _ = self.cancel.cancelled() => return false,
+                            r = call => match r {
+                                Ok(Ok(ok)) => ok,
+                                Ok(Err(status)) => {
+                                    tracing::debug!(%addr, what, code = ?status.code(), message = status.message(), "call to the leader failed");
+                                    false
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%addr, what, "call to the leader timed out");
+                                    false
+                                }
+                            },
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, what, "cannot reach the leader");
+                        false
+                    }
                 };
-                if acked {
-                    remove_acked(&path).await;
-                    tracing::debug!(
-                        tiid = ev.task_instance_id,
-                        attempt = ev.attempt,
-                        seq = ev.seq,
-                        "report acknowledged"
-                    );
-                    return;
+                if accepted {
+                    return true;
                 }
             }
             tokio::select! {
-                _ = self.cancel.cancelled() => return,
+                _ = self.cancel.cancelled() => return false,
                 changed = leader.changed(), if leader_open => {
                     match changed {
                         // New leader: try it right away.
@@ -178,6 +175,80 @@ impl Outbox {
             }
             backoff = (backoff * 2).min(BACKOFF_CAP);
         }
+    }
+
+    async fn deliver_until_acked(&self, ev: TaskEvent, path: PathBuf) {
+        let acked = self
+            .until_leader_accepts("report", |mut client| {
+                let req = ReportTaskEventRequest {
+                    event: Some(ev.clone()),
+                };
+                async move {
+                    client
+                        .report_task_event(req)
+                        .await
+                        .map(|r| r.into_inner().acknowledged)
+                }
+            })
+            .await;
+        if acked {
+            remove_acked(&path).await;
+            tracing::debug!(
+                tiid = ev.task_instance_id,
+                attempt = ev.attempt,
+                seq = ev.seq,
+                "report acknowledged"
+            );
+        }
+    }
+
+    /// Ships the log of a finished attempt to the leader (which keeps it in
+    /// the metadata store) until stored, then marks the attempt dir, so the
+    /// log outlives this worker. Runs in the background.
+    pub(crate) fn ship_log(self: &Arc<Self>, tiid: i64, attempt: i32, dir: PathBuf) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let log = dir.join(crate::layout::LOG_FILE);
+            let read =
+                tokio::task::spawn_blocking(move || crate::log::read_capped(&log, LOG_SHIP_CAP))
+                    .await;
+            let (data, truncated, original_size) = match read {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => {
+                    tracing::warn!(tiid, error = %e, "cannot read the log to ship");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(tiid, error = %e, "log reader failed");
+                    return;
+                }
+            };
+            let req = ShipTaskLogRequest {
+                task_instance_id: tiid,
+                attempt,
+                data,
+                truncated,
+                original_size,
+            };
+            let stored = me
+                .until_leader_accepts("ship log", |mut client| {
+                    let req = req.clone();
+                    async move {
+                        client
+                            .ship_task_log(req)
+                            .await
+                            .map(|r| r.into_inner().stored)
+                    }
+                })
+                .await;
+            if stored {
+                let marker = dir.join(crate::layout::LOG_SHIPPED_FILE);
+                if let Err(e) = tokio::fs::write(&marker, b"").await {
+                    tracing::warn!(path = %marker.display(), error = %e, "cannot mark the log shipped");
+                }
+                tracing::debug!(tiid, attempt, "log shipped");
+            }
+        });
     }
 }
 

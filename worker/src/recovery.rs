@@ -32,6 +32,8 @@ pub(crate) struct Recovery {
     /// are now in the outbox.
     pub reported_now: usize,
     pub known: usize,
+    /// Ended attempts whose log was not shipped yet: (tiid, attempt, dir).
+    pub to_ship: Vec<(i64, i32, std::path::PathBuf)>,
 }
 
 /// Scans every attempt dir (blocking). Terminal events produced here are
@@ -84,6 +86,10 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         attempt: rec.attempt,
     };
     if dir.join(REPORTED_FILE).exists() {
+        if !dir.join(crate::layout::LOG_SHIPPED_FILE).exists() {
+            out.to_ship
+                .push((key.task_instance_id, key.attempt, dir.to_path_buf()));
+        }
         // Listed: its terminal event may still sit unacknowledged in the
         // outbox, and a master that did not see the attempt listed would
         // fail it over and run the task a second time.
@@ -132,5 +138,7 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
             .insert_recovered(key, dir.to_path_buf(), rec.epoch, Phase::Finished, true);
     entry.set_pid(pid_num);
     out.reported_now += 1;
+    out.to_ship
+        .push((key.task_instance_id, key.attempt, dir.to_path_buf()));
     Ok(())
 }

@@ -333,6 +333,9 @@ async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Op
             if worker.attempts.finish(entry) {
                 worker.publish();
             }
+            worker
+                .outbox
+                .ship_log(ev.task_instance_id, ev.attempt, entry.dir.clone());
             match stored {
                 Ok(path) => worker.outbox.deliver(ev, path),
                 Err(e) => {

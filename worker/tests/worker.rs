@@ -90,6 +90,16 @@ async fn failing_task_reports_its_exit_code_and_python_tasks_run() {
     assert_eq!(failed.exit_code, 3);
     let log = std::fs::read_to_string(attempt_dir(dir.path(), 1).join("task.log")).unwrap();
     assert_eq!(log, "oops\n");
+    // The log is shipped to the leader, so it outlives this worker.
+    let shipped = master.wait_log(1).await;
+    assert_eq!(
+        (shipped.attempt, shipped.data.as_slice(), shipped.truncated),
+        (1, &b"oops\n"[..], false)
+    );
+    wait_until("the attempt dir is marked shipped", || {
+        attempt_dir(dir.path(), 1).join("log_shipped").exists()
+    })
+    .await;
 
     let py_done = master.wait_terminal(2).await;
     assert_eq!(py_done.kind(), TaskEventKind::Success, "{py_done:?}");

@@ -59,15 +59,35 @@ pub async fn task_log(
             id: id.to_string(),
         });
     };
+    let from = |bytes: &[u8]| {
+        let start = usize::try_from(q.offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        String::from_utf8_lossy(&bytes[start..]).into_owned()
+    };
+    // A finished attempt's log was shipped to the store by its worker: read
+    // it there (the worker may be gone), unless it was cut to head + tail.
+    let stored = if ti.state.is_terminal() {
+        state.store.task_log(id).await?
+    } else {
+        None
+    };
+    if let Some(log) = &stored
+        && !log.truncated
+    {
+        return Ok(from(&log.content));
+    }
     match read_from_worker(&state, &addr, ti.id, ti.attempt, q.offset).await {
         Ok(text) => Ok(text),
         Err(worker_err) => {
+            if let Some(log) = stored {
+                return Ok(from(&log.content));
+            }
             // Same host (standalone): the worker's file is readable directly.
             if let Some(path) = &ti.log_path
                 && let Ok(bytes) = tokio::fs::read(path).await
             {
-                let start = (q.offset as usize).min(bytes.len());
-                return Ok(String::from_utf8_lossy(&bytes[start..]).into_owned());
+                return Ok(from(&bytes));
             }
             Err(worker_err)
         }

@@ -27,6 +27,7 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Recorder {
     events: watch::Sender<Vec<TaskEvent>>,
+    logs: watch::Sender<Vec<orca_proto::v1::ShipTaskLogRequest>>,
     refuse: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
 }
@@ -62,6 +63,17 @@ impl MasterService for Recorder {
             leader: true,
         }))
     }
+
+    async fn ship_task_log(
+        &self,
+        request: Request<orca_proto::v1::ShipTaskLogRequest>,
+    ) -> Result<Response<orca_proto::v1::ShipTaskLogResponse>, Status> {
+        let req = request.into_inner();
+        self.logs.send_modify(|v| v.push(req));
+        Ok(Response::new(orca_proto::v1::ShipTaskLogResponse {
+            stored: true,
+        }))
+    }
 }
 
 /// A master that records acknowledged events; registered as leader.
@@ -69,6 +81,7 @@ pub struct TestMaster {
     pub url: String,
     pub leadership: Leadership,
     events: watch::Receiver<Vec<TaskEvent>>,
+    logs: watch::Receiver<Vec<orca_proto::v1::ShipTaskLogRequest>>,
     refused: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
@@ -82,9 +95,11 @@ impl TestMaster {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = watch::channel(Vec::new());
+        let (logs_tx, logs) = watch::channel(Vec::new());
         let refused = Arc::new(AtomicUsize::new(0));
         let svc = Recorder {
             events: tx,
+            logs: logs_tx,
             refuse: Arc::new(AtomicUsize::new(refuse_first)),
             refused: refused.clone(),
         };
@@ -113,9 +128,26 @@ impl TestMaster {
             url,
             leadership,
             events: rx,
+            logs,
             refused,
             stop: Some(stop_tx),
         }
+    }
+
+    /// Waits for the shipped log of task instance `tiid`.
+    pub async fn wait_log(&self, tiid: i64) -> orca_proto::v1::ShipTaskLogRequest {
+        let mut rx = self.logs.clone();
+        let got = tokio::time::timeout(
+            DEADLINE,
+            rx.wait_for(|v| v.iter().any(|l| l.task_instance_id == tiid)),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("no shipped log for task {tiid}"))
+        .unwrap();
+        got.iter()
+            .find(|l| l.task_instance_id == tiid)
+            .unwrap()
+            .clone()
     }
 
     pub fn epoch(&self) -> u64 {

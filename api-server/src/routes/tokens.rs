@@ -1,0 +1,102 @@
+//! `/tokens`: the caller's personal access tokens (for scripts).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::Utc;
+use orca_store::{NewToken, TokenKind, TokenRow};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{AuthError, Caller, generate_token, hash_token};
+use crate::error::ApiError;
+
+/// Longest lifetime a token may be given, days.
+pub const MAX_EXPIRY_DAYS: u32 = 3650;
+
+/// Body of `POST /tokens`.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Days until it expires; absent: never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A new token: the secret is shown this once.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub row: TokenRow,
+}
+
+/// `POST /tokens`.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<CreateTokenRequest>,
+) -> Result<(StatusCode, Json<CreatedToken>), AuthError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(
+            ApiError::Invalid("name: give the token a name of 1 to 100 bytes".into()).into(),
+        );
+    }
+    let expires_at = match req.expires_in_days {
+        None => None,
+        Some(d) if (1..=MAX_EXPIRY_DAYS).contains(&d) => {
+            Some(Utc::now() + chrono::Duration::days(i64::from(d)))
+        }
+        Some(d) => {
+            return Err(ApiError::Invalid(format!(
+                "expires_in_days: {d} is not between 1 and {MAX_EXPIRY_DAYS}"
+            ))
+            .into());
+        }
+    };
+    let token = generate_token(TokenKind::PersonalAccess);
+    let row = state
+        .store
+        .insert_token(&NewToken {
+            user_id: caller.user.id,
+            kind: TokenKind::PersonalAccess,
+            name: name.to_string(),
+            token_hash: hash_token(&token),
+            expires_at,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token, row })))
+}
+
+/// `GET /tokens`: the caller's personal access tokens (never the secrets).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenRow>>, AuthError> {
+    Ok(Json(
+        state
+            .store
+            .list_tokens(caller.user.id, Some(TokenKind::PersonalAccess))
+            .await?,
+    ))
+}
+
+/// `DELETE /tokens/{id}`: revokes one of the caller's tokens. Another
+/// user's token id answers 404, like an unknown one.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AuthError> {
+    let not_found = || ApiError::NotFound {
+        what: "token",
+        id: id.clone(),
+    };
+    let token_id: i64 = id.parse().map_err(|_| not_found())?;
+    if state.store.delete_token(caller.user.id, token_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found().into())
+    }
+}

@@ -1,0 +1,123 @@
+//! `/users` (admins): create, list, change flags, reset passwords.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use orca_store::{NewUser, UserRow, UserUpdate};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{AuthError, check_password_policy, hash_password};
+use crate::error::ApiError;
+
+/// Longest username accepted.
+pub const MAX_USERNAME_BYTES: usize = 64;
+
+/// Usernames: 1–64 of `A-Z a-z 0-9 . _ -`, not `me` (a path segment).
+pub fn check_username(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_USERNAME_BYTES
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name != "me";
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!(
+            "username {name:?}: use 1 to {MAX_USERNAME_BYTES} of A-Z a-z 0-9 . _ - (and not \"me\")"
+        )))
+    }
+}
+
+/// Body of `POST /users`. (No `Debug`: it holds a password.)
+#[derive(Deserialize, Serialize)]
+pub struct CreateUserRequest {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `POST /users`.
+pub async fn create(
+    State(state): State<AppState>,
+    Json(req): Json<CreateUserRequest>,
+) -> Result<(StatusCode, Json<UserRow>), AuthError> {
+    check_username(&req.username)?;
+    check_password_policy(&req.password)?;
+    let password_hash = hash_password(req.password).await?;
+    let user = state
+        .store
+        .create_user(&NewUser {
+            username: req.username.clone(),
+            password_hash,
+            admin: req.admin,
+        })
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("user {:?} exists", req.username)))?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// `GET /users`.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<UserRow>>, AuthError> {
+    Ok(Json(state.store.list_users().await?))
+}
+
+/// Body of `PATCH /users/{username}`; absent fields stay as they are.
+#[derive(Default, Deserialize, Serialize)]
+pub struct UpdateUserRequest {
+    #[serde(default)]
+    pub admin: Option<bool>,
+    /// Disabling also revokes the user's tokens.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// A new password (revokes the user's tokens).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `PATCH /users/{username}`. Refuses to demote or disable the last
+/// enabled admin.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    Json(req): Json<UpdateUserRequest>,
+) -> Result<Json<UserRow>, AuthError> {
+    let user = state
+        .store
+        .user(&username)
+        .await?
+        .ok_or_else(|| ApiError::NotFound {
+            what: "user",
+            id: username.clone(),
+        })?;
+    if let Some(p) = &req.password {
+        check_password_policy(p)?;
+    }
+    let loses_admin = req.admin == Some(false) || req.disabled == Some(true);
+    if user.admin && !user.disabled && loses_admin && state.store.count_enabled_admins().await? <= 1
+    {
+        return Err(ApiError::Conflict(format!(
+            "{username} is the last enabled admin; make another admin first"
+        ))
+        .into());
+    }
+    if let Some(p) = req.password {
+        let hash = hash_password(p).await?;
+        state.store.set_password(user.id, &hash).await?;
+    }
+    let update = UserUpdate {
+        admin: req.admin,
+        disabled: req.disabled,
+    };
+    let user = state
+        .store
+        .update_user(user.id, &update)
+        .await?
+        .ok_or(ApiError::NotFound {
+            what: "user",
+            id: username,
+        })?;
+    Ok(Json(user))
+}
