@@ -5,6 +5,8 @@
 #   bench/run.sh [N_TASKS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+ensure_build_deps
 n=${1:-40}
 runs=${2:-3}
 tmp=$(mktemp -d)
