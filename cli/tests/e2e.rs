@@ -608,6 +608,9 @@ tasks:
     let s = standalone(dir.path()).await;
     let c = client(&s);
     let log = c.task_log(ti).await.unwrap();
-    assert!(log.contains("hello from the worker") && log.contains("to stderr"), "{log}");
+    assert!(
+        log.contains("hello from the worker") && log.contains("to stderr"),
+        "{log}"
+    );
     s.shutdown().await;
 }

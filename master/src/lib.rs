@@ -244,13 +244,20 @@ impl LeaderLoop {
                     continue;
                 }
             };
-            let epoch = leadership.epoch;
-            if let Err(e) = store.claim_epoch(epoch, &config.id).await {
-                warn!(epoch, error = %e, "cannot claim epoch; resigning");
+            if *leadership.lost.borrow() {
+                // Lost again before acting (e.g. frozen right after winning).
                 leadership.resign();
-                tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
+            let epoch = match store.claim_epoch(leadership.epoch, &config.id).await {
+                Ok(token) => token,
+                Err(e) => {
+                    warn!(revision = leadership.epoch, error = %e, "cannot claim the leadership in the store; resigning");
+                    leadership.resign();
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            };
             info!(epoch, id = %config.id, "became leader");
             let (tx, rx) = mpsc::unbounded_channel();
             if let Ok(mut s) = slot.write() {

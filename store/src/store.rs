@@ -61,7 +61,7 @@ impl Store {
         let store = if url.starts_with("sqlite:") {
             Self::connect_sqlite(url).await?
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut opts = ConnectOptions::new(url);
+            let mut opts = ConnectOptions::new(with_session_timeouts(url));
             opts.max_connections(POSTGRES_MAX_CONNECTIONS)
                 .sqlx_logging(false);
             let db = Database::connect(opts)
@@ -195,6 +195,24 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// How long a PostgreSQL session may sit idle inside a transaction before
+/// the server aborts it. Orca's transactions are short; one left open means
+/// its process is frozen (SIGSTOP, VM pause) — aborting it releases the
+/// `leader_epoch` row lock, so a new leader is not blocked by a frozen one.
+const IDLE_IN_TRANSACTION_TIMEOUT_MS: u32 = 5_000;
+
+/// Adds Orca's session settings to a PostgreSQL URL, unless the URL sets
+/// `options` itself.
+fn with_session_timeouts(url: &str) -> String {
+    if url.contains("options=") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!(
+        "{url}{sep}options=-c%20idle_in_transaction_session_timeout%3D{IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+    )
 }
 
 #[cfg(test)]

@@ -528,21 +528,34 @@ async fn fencing_rejects_stale_epochs(db: &TestDb) {
     assert_eq!(store.workflow_instance(wi.id).await.unwrap(), before_wi);
     assert_eq!(store.pending_commands(10).await.unwrap(), vec![pending]);
 
-    assert_fenced(store.claim_epoch(6, "m1").await, 6, 7);
-    assert_eq!(store.current_epoch().await.unwrap(), 7);
     // A newer epoch than the stored one is stale too (only equality passes).
     assert_fenced(
         store
-            .apply(8, vec![Write::InsertTaskInstance(new_task(wi.id, "x", 1))])
+            .apply(9, vec![Write::InsertTaskInstance(new_task(wi.id, "x", 1))])
             .await,
-        8,
+        9,
         7,
     );
-    // Re-claiming the same epoch is allowed; the new leader can write.
-    other.claim_epoch(7, "m2").await.unwrap();
-    other
+    // A claim whose revision is not above the stored epoch (a registry that
+    // lost its history) still gets a fresh token above every earlier one,
+    // and fences the previous leader.
+    assert_eq!(store.claim_epoch(6, "m3").await.unwrap(), 8);
+    assert_eq!(store.current_epoch().await.unwrap(), 8);
+    assert_fenced(
+        other
+            .apply(7, vec![Write::InsertTaskInstance(new_task(wi.id, "x", 1))])
+            .await,
+        7,
+        8,
+    );
+    assert_eq!(
+        store.claim_epoch(8, "m3").await.unwrap(),
+        9,
+        "never the same token twice"
+    );
+    store
         .apply(
-            7,
+            9,
             vec![Write::InsertTaskInstance(new_task(wi.id, "train", 1))],
         )
         .await

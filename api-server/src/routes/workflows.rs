@@ -95,6 +95,17 @@ pub async fn import(
     Json(req): Json<ImportRequest>,
 ) -> Result<Json<ImportResponse>, ApiError> {
     use orca_common::workflow::import;
+    // `$FILE{}` / `$ENV{}` would be expanded on the server, relative to its
+    // own files and environment: never for content sent over the API.
+    if req.format == "pydolphinscheduler-yaml"
+        && (req.content.contains("$FILE{") || req.content.contains("$ENV{"))
+    {
+        return Err(ApiError::Invalid(
+            "content: $FILE{...} and $ENV{...} placeholders are not expanded on the server; \
+             expand them where the file lives (`orca apply`/`orca run` do) or inline the values"
+                .into(),
+        ));
+    }
     let imported = match req.format.as_str() {
         "dolphinscheduler-json" => import::import_dolphinscheduler_json(&req.content, &req.project),
         "pydolphinscheduler-yaml" => import::import_pydolphinscheduler_yaml(

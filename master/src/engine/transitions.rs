@@ -490,7 +490,8 @@ impl Engine {
                             if r.accepted {
                                 DispatchOutcome::Accepted
                             } else {
-                                let full = r.reason.contains("full");
+                                let full = r.reason.starts_with("ORCA-WORKER-FULL")
+                                    || r.reason.to_ascii_lowercase().contains("full");
                                 DispatchOutcome::Rejected {
                                     reason: r.reason,
                                     full,

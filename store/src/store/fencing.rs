@@ -48,29 +48,52 @@ impl Store {
         read_epoch(&self.reader, "read leader epoch").await
     }
 
-    /// Takes the leadership epoch: stores `epoch` and `holder` if the stored
-    /// epoch is `<= epoch`, otherwise returns [`StoreError::Fenced`].
-    pub async fn claim_epoch(&self, epoch: u64, holder: &str) -> Result<()> {
+    /// Takes the leadership for a master that just won the election with
+    /// registry revision `candidate`, and returns its fencing token:
+    /// `max(stored + 1, candidate)`, stored with `holder`.
+    ///
+    /// Normally the candidate's revision is above every earlier leader's, so
+    /// the token *is* the revision. If the registry lost its history (etcd
+    /// wiped: revisions restart at 1), the token still grows past every
+    /// token handed out before, so fencing keeps working and workers (which
+    /// refuse tokens below the highest they saw) still accept the new
+    /// leader. The row is locked for the read-and-raise, so two claims can
+    /// never get the same token, and every earlier leader is fenced.
+    pub async fn claim_epoch(&self, candidate: u64, holder: &str) -> Result<u64> {
         const OP: &str = "claim leader epoch";
-        let e = epoch_to_db(epoch)?;
-        let res = leader_epoch::Entity::update_many()
-            .col_expr(leader_epoch::Column::Epoch, Expr::value(e))
-            .col_expr(leader_epoch::Column::Holder, Expr::value(holder))
-            .col_expr(leader_epoch::Column::UpdatedAt, Expr::value(now()))
-            .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
-            .filter(leader_epoch::Column::Epoch.lte(e))
-            .exec(&self.writer)
-            .await
-            .map_err(db_err(OP))?;
-        if res.rows_affected == 0 {
-            let current = read_epoch(&self.writer, OP).await?;
-            return Err(StoreError::Fenced {
-                mine: epoch,
-                current,
-            });
+        let txn = self.begin_write(OP).await?;
+        let result = async {
+            // Take the row lock first (PostgreSQL), then read and raise.
+            leader_epoch::Entity::update_many()
+                .col_expr(leader_epoch::Column::Epoch, Expr::col(leader_epoch::Column::Epoch))
+                .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
+                .exec(&txn)
+                .await
+                .map_err(db_err(OP))?;
+            let stored = read_epoch(&txn, OP).await?;
+            let token = candidate.max(stored.saturating_add(1));
+            leader_epoch::Entity::update_many()
+                .col_expr(leader_epoch::Column::Epoch, Expr::value(epoch_to_db(token)?))
+                .col_expr(leader_epoch::Column::Holder, Expr::value(holder))
+                .col_expr(leader_epoch::Column::UpdatedAt, Expr::value(now()))
+                .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
+                .exec(&txn)
+                .await
+                .map_err(db_err(OP))?;
+            if token != candidate {
+                tracing::warn!(
+                    candidate,
+                    stored,
+                    token,
+                    "registry revision is not above the stored epoch (was the registry wiped?); fencing token continues from the store"
+                );
+            }
+            Ok(token)
         }
-        tracing::info!(epoch, holder, "claimed leader epoch");
-        Ok(())
+        .await;
+        let token = finish(txn, result, OP).await?;
+        tracing::info!(epoch = token, holder, "claimed leader epoch");
+        Ok(token)
     }
 
     /// Begins a write transaction that holds the fence for `epoch`, or returns
