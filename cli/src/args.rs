@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -15,21 +15,44 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); ORCA_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Output of `ps`, `status` and `workers` (and of `run` at its end).
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How client verbs print what they read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned columns for people.
+    Table,
+    /// The API's JSON, for scripts.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run master, worker and API in one process (SQLite, in-process registry).
     Standalone(StandaloneArgs),
-    /// Run a workflow file and wait for it; exit code 0 only on SUCCESS.
+    /// Log in to a server; stores its URL and a personal access token in
+    /// ~/.config/orca/config.toml (mode 0600).
+    Login(LoginArgs),
+    /// Create or update a workflow on the server from a YAML file.
+    Apply(ApplyArgs),
+    /// Run a workflow: a YAML file (ephemeral standalone unless --server,
+    /// waits; exit code 0 only on SUCCESS), or `[PROJECT/]NAME` of an
+    /// applied workflow on the server.
     Run(RunArgs),
+    /// List the newest runs, newest first.
+    Ps(PsArgs),
+    /// List the workers the server knows.
+    Workers(WorkersArgs),
     /// Check a workflow file and report every problem.
     Validate(ValidateArgs),
     /// Show a run and its task attempts.
     Status(StatusArgs),
-    /// Print the log of a task instance (attempt).
+    /// Print a task's log: `RUN TASK` (its latest attempt) or `TASK_INSTANCE`.
     Logs(LogsArgs),
     /// Stop a run: kill its running tasks and schedule nothing more.
     Stop(StopArgs),
@@ -156,20 +179,66 @@ pub struct ServerArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Workflow YAML file.
+pub struct LoginArgs {
+    /// API URL, e.g. https://orca.example.com. Default: the server of the
+    /// config file.
+    #[arg(long, env = "ORCA_SERVER")]
+    pub server: Option<String>,
+    /// User to log in as (asked for when omitted on a terminal).
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// Read the password from the first line of stdin instead of asking.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Workflow YAML file (`$FILE{}` and `$ENV{}` are expanded here, locally).
+    #[arg(short, long)]
     pub file: PathBuf,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// How many runs to list (at most 1000).
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkersArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A workflow YAML file (a name ending in .yaml/.yml, or an existing
+    /// file), or `[PROJECT/]NAME` of a workflow applied on the server.
+    #[arg(value_name = "FILE|[PROJECT/]NAME")]
+    pub target: String,
+    /// With a workflow name: wait for the run to end and print its summary
+    /// (exit code 0 only on SUCCESS). A file always waits.
+    #[arg(short, long)]
+    pub wait: bool,
     /// Start-time parameter, `--param key=value` (repeatable).
     #[arg(short, long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
     /// Run on this API server instead of an ephemeral in-process standalone.
+    /// With a workflow name: default from the config file (`orca login`).
     #[arg(long, env = "ORCA_SERVER")]
     pub server: Option<String>,
     /// API token for --server. Default: the token a local standalone keeps in
-    /// ./orca-data/cli.json (or $ORCA_DATA_DIR/cli.json).
+    /// ./orca-data/cli.json (or $ORCA_DATA_DIR/cli.json), else the config file's.
     #[arg(long, env = "ORCA_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Keep the ephemeral standalone's data (database, logs) here instead of a temp dir.
+    /// Keep the ephemeral standalone's data (database, logs) here instead of
+    /// a temp dir. With a workflow name: the data dir of the local standalone.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     #[arg(long, default_value = "python3", env = "ORCA_PYTHON")]
@@ -230,8 +299,16 @@ pub struct ForceSuccessArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Task instance id (one attempt), as shown by `orca status`.
-    pub task_instance: i64,
+    /// Run id (with TASK), or a task instance id (one attempt) as shown by
+    /// `orca status`.
+    #[arg(value_name = "RUN|TASK_INSTANCE")]
+    pub id: i64,
+    /// Task name: print the log of its latest attempt in run RUN.
+    pub task: Option<String>,
+    /// Follow a running attempt: print new output until the attempt ends
+    /// (needs RUN TASK).
+    #[arg(short, long, requires = "task")]
+    pub follow: bool,
     #[command(flatten)]
     pub server: ServerArgs,
 }

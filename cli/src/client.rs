@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use orca_api::routes::auth::{LoginRequest, LoginResponse, MeResponse};
 use orca_api::routes::runs::{RunDetail, TriggerRequest, TriggerResponse};
+use orca_api::routes::tokens::{CreateTokenRequest, CreatedToken};
 use orca_api::routes::workflows::{ApplyRequest, WorkflowSummary};
 use orca_common::WorkflowSpec;
-use orca_store::CommandRow;
+use orca_store::{CommandRow, WorkflowInstanceRow};
 use serde::{Deserialize, Serialize};
 
 use crate::args::ServerArgs;
@@ -49,17 +51,74 @@ impl Client {
         }
     }
 
+    /// A client of the server the config, `cli.json`, env and flags name
+    /// (see [`crate::config`]).
     pub fn from_args(args: &ServerArgs) -> anyhow::Result<Self> {
-        match (&args.server, &args.token) {
-            (Some(url), Some(token)) => Ok(Client::new(url, token)),
-            (url, token) => {
-                let creds = read_credentials(&args.data_dir)?;
-                Ok(Client::new(
-                    url.as_deref().unwrap_or(&creds.url),
-                    token.as_deref().unwrap_or(&creds.token),
-                ))
-            }
+        let e = crate::config::resolve(
+            args.server.as_deref(),
+            args.token.as_deref(),
+            &args.data_dir,
+        )?;
+        Ok(Client::new(&e.server, &e.token))
+    }
+
+    /// The server's base URL (without `/api/v1`).
+    pub fn server(&self) -> &str {
+        self.base.trim_end_matches("/api/v1")
+    }
+
+    /// Adds the token, unless there is none (login).
+    fn authed(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(&self.token)
         }
+    }
+
+    /// Sends the request; an error response becomes an error that says what
+    /// failed (and, for a rejected token, how to get a valid one).
+    async fn send_raw(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let resp = self
+            .authed(req)
+            .send()
+            .await
+            .with_context(|| format!("{what}: cannot reach the Orca API at {}", self.base))?;
+        self.check(resp, what).await
+    }
+
+    /// `resp` if it is a success, else an error saying what failed.
+    async fn check(
+        &self,
+        resp: reqwest::Response,
+        what: &str,
+    ) -> anyhow::Result<reqwest::Response> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        let problem = serde_json::from_str::<orca_api::error::Problem>(&body).ok();
+        if status == reqwest::StatusCode::NOT_FOUND && problem.is_none() {
+            bail!(
+                "{what}: this server ({}) does not offer this endpoint — it is older than this CLI",
+                self.server()
+            );
+        }
+        let detail = problem
+            .map(|p| format!("{} ({})", p.detail, p.code))
+            .unwrap_or(body);
+        if status == reqwest::StatusCode::UNAUTHORIZED && !self.token.is_empty() {
+            bail!(
+                "{what}: {status}: {detail} — the server rejected the API token (wrong, expired or revoked): run `orca login --server {}` or pass a valid --token (or ORCA_TOKEN)",
+                self.server()
+            );
+        }
+        bail!("{what}: {status}: {detail}");
     }
 
     async fn send<T: serde::de::DeserializeOwned>(
@@ -67,22 +126,93 @@ impl Client {
         req: reqwest::RequestBuilder,
         what: &str,
     ) -> anyhow::Result<T> {
-        let resp = req
-            .bearer_auth(&self.token)
+        self.send_raw(req, what)
+            .await?
+            .json::<T>()
+            .await
+            .with_context(|| format!("{what}: unexpected response"))
+    }
+
+    /// `POST /auth/login`: a session token (the client needs no token).
+    pub async fn login(&self, username: &str, password: &str) -> anyhow::Result<LoginResponse> {
+        let body = LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+        };
+        self.send(
+            self.http
+                .post(format!("{}/auth/login", self.base))
+                .json(&body),
+            &format!("log in as {username}"),
+        )
+        .await
+    }
+
+    /// `POST /auth/logout`: revokes this client's token.
+    pub async fn logout(&self) -> anyhow::Result<()> {
+        self.send_raw(
+            self.http.post(format!("{}/auth/logout", self.base)),
+            "log out",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `POST /tokens`: a personal access token of the caller, never expiring.
+    pub async fn create_token(&self, name: &str) -> anyhow::Result<CreatedToken> {
+        let body = CreateTokenRequest {
+            name: name.to_string(),
+            expires_in_days: None,
+        };
+        self.send(
+            self.http.post(format!("{}/tokens", self.base)).json(&body),
+            "create a personal access token",
+        )
+        .await
+    }
+
+    /// `GET /auth/me`.
+    pub async fn me(&self) -> anyhow::Result<MeResponse> {
+        self.send(
+            self.http.get(format!("{}/auth/me", self.base)),
+            "read the caller",
+        )
+        .await
+    }
+
+    /// `GET /runs?limit=N`: the newest runs the caller can see.
+    pub async fn list_runs(&self, limit: u32) -> anyhow::Result<Vec<WorkflowInstanceRow>> {
+        self.send(
+            self.http
+                .get(format!("{}/runs", self.base))
+                .query(&[("limit", limit)]),
+            "list runs",
+        )
+        .await
+    }
+
+    /// `GET /workers`; `Ok(None)` when the server has no such endpoint
+    /// (any 404 or 405: a list has no missing item).
+    pub async fn workers(&self) -> anyhow::Result<Option<serde_json::Value>> {
+        let what = "list workers";
+        let resp = self
+            .authed(self.http.get(format!("{}/workers", self.base)))
             .send()
             .await
             .with_context(|| format!("{what}: cannot reach the Orca API at {}", self.base))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
-            let detail = serde_json::from_str::<orca_api::error::Problem>(&body)
-                .map(|p| format!("{} ({})", p.detail, p.code))
-                .unwrap_or(body);
-            bail!("{what}: {status}: {detail}");
+        if matches!(
+            resp.status(),
+            reqwest::StatusCode::NOT_FOUND | reqwest::StatusCode::METHOD_NOT_ALLOWED
+        ) {
+            return Ok(None);
         }
-        resp.json::<T>()
+        let v = self
+            .check(resp, what)
+            .await?
+            .json()
             .await
-            .with_context(|| format!("{what}: unexpected response"))
+            .with_context(|| format!("{what}: unexpected response"))?;
+        Ok(Some(v))
     }
 
     pub async fn apply(
@@ -180,22 +310,22 @@ impl Client {
     }
 
     pub async fn task_log(&self, ti: i64) -> anyhow::Result<String> {
-        let resp = self
-            .http
-            .get(format!("{}/task-instances/{ti}/log", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .context("read log: cannot reach the Orca API")?;
-        let status = resp.status();
-        let body = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
-            let detail = serde_json::from_str::<orca_api::error::Problem>(&body)
-                .map(|p| p.detail)
-                .unwrap_or(body);
-            bail!("read log of task instance {ti}: {status}: {detail}");
-        }
-        Ok(body)
+        self.task_log_from(ti, 0).await
+    }
+
+    /// The log of task instance `ti` from byte `offset` on.
+    pub async fn task_log_from(&self, ti: i64, offset: u64) -> anyhow::Result<String> {
+        let what = format!("read the log of task instance {ti}");
+        self.send_raw(
+            self.http
+                .get(format!("{}/task-instances/{ti}/log", self.base))
+                .query(&[("offset", offset)]),
+            &what,
+        )
+        .await?
+        .text()
+        .await
+        .with_context(|| format!("{what}: the response broke off"))
     }
 }
 

@@ -1,9 +1,13 @@
 //! `orca`: one binary for every role (standalone, and later master, worker,
-//! api) and the client verbs (`run`, `status`, `logs`, `validate`).
+//! api) and the client verbs (`login`, `apply`, `run`, `ps`, `status`,
+//! `logs`, `workers`, `validate`, …).
 
 pub mod admin;
 pub mod args;
 pub mod client;
+pub mod config;
+pub mod inspect;
+pub mod login;
 pub mod ops;
 pub mod run;
 pub mod serve;
@@ -35,7 +39,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.output)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -44,13 +48,17 @@ pub fn main_entry() -> ExitCode {
     }
 }
 
-async fn dispatch(cmd: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(cmd: Command, output: args::Output) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Standalone(a) => standalone::run_standalone(a).await,
-        Command::Run(a) => run::run_workflow(a).await,
+        Command::Login(a) => login::login(a).await,
+        Command::Apply(a) => run::apply(a).await,
+        Command::Run(a) => run::run_workflow(a, output).await,
+        Command::Ps(a) => inspect::ps(a, output).await,
+        Command::Workers(a) => inspect::workers(a, output).await,
         Command::Validate(a) => run::validate(a),
-        Command::Status(a) => run::status(a).await,
-        Command::Logs(a) => run::logs(a).await,
+        Command::Status(a) => inspect::status(a, output).await,
+        Command::Logs(a) => inspect::logs(a).await,
         Command::Stop(a) => run::run_op(a, "stop").await,
         Command::Pause(a) => run::run_op(a, "pause").await,
         Command::Resume(a) => run::run_op(a, "resume").await,

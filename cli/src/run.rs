@@ -1,7 +1,9 @@
-//! Client verbs: `run`, `validate`, `status`, `logs`.
+//! Client verbs that act: `apply`, `run`, `validate`, `stop`, `pause`,
+//! `resume`, `rerun`, `force-success`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,8 +12,7 @@ use orca_api::routes::runs::RunDetail;
 use orca_common::{TaskState, WorkflowState};
 
 use crate::args::{
-    ForceSuccessArgs, LogsArgs, RerunArgs, RunArgs, StatusArgs, StopArgs, ValidateArgs,
-    default_slots,
+    ApplyArgs, ForceSuccessArgs, Output, RerunArgs, RunArgs, StopArgs, ValidateArgs, default_slots,
 };
 use crate::client::Client;
 use crate::standalone::{Standalone, StandaloneOptions};
@@ -50,22 +51,102 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let spec = match orca_common::workflow::parse_workflow_file(&args.file) {
+/// True when `orca run`'s argument names a workflow file rather than an
+/// applied workflow: it ends in .yaml/.yml, or is a file on disk.
+pub fn is_workflow_file(target: &str) -> bool {
+    let lower = target.to_ascii_lowercase();
+    lower.ends_with(".yaml") || lower.ends_with(".yml") || Path::new(target).is_file()
+}
+
+/// Splits `[PROJECT/]NAME` (project `default` when absent).
+pub fn split_workflow_name(target: &str) -> anyhow::Result<(String, String)> {
+    let (project, name) = match target.split_once('/') {
+        Some((p, n)) => (p.trim(), n.trim()),
+        None => ("default", target.trim()),
+    };
+    if project.is_empty() || name.is_empty() || name.contains('/') {
+        bail!(
+            "{target:?} is neither a workflow file (.yaml/.yml) nor a workflow name `[PROJECT/]NAME`"
+        );
+    }
+    Ok((project.to_string(), name.to_string()))
+}
+
+/// The data dir of the local standalone when none is given.
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("ORCA_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "orca-data".into())
+}
+
+fn run_scope(scope: Option<&str>) -> Option<orca_store::RunScope> {
+    match scope {
+        Some("upstream") => Some(orca_store::RunScope::Upstream),
+        Some("only") => Some(orca_store::RunScope::Only),
+        Some(_) => Some(orca_store::RunScope::Downstream),
+        None => None,
+    }
+}
+
+/// `orca run FILE|[PROJECT/]NAME`.
+pub async fn run_workflow(args: RunArgs, output: Output) -> anyhow::Result<ExitCode> {
+    let json = args.json || output == Output::Json;
+    if is_workflow_file(&args.target) {
+        let file = PathBuf::from(&args.target);
+        run_file(args, file, json).await
+    } else {
+        run_named(args, json).await
+    }
+}
+
+/// `orca run [PROJECT/]NAME`: triggers an applied workflow on the server.
+async fn run_named(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let (project, name) = split_workflow_name(&args.target)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let endpoint = crate::config::resolve(args.server.as_deref(), args.token.as_deref(), &data_dir)
+        .with_context(|| {
+            format!(
+                "{:?} is not a file, so it names a workflow on a server",
+                args.target
+            )
+        })?;
+    let client = Client::new(&endpoint.server, &endpoint.token);
+    let trigger = orca_api::routes::runs::TriggerRequest {
+        params: parse_params(&args.params)?,
+        version: None,
+        start_tasks: args.start_tasks.clone(),
+        scope: run_scope(args.scope.as_deref()),
+    };
+    let started = Instant::now();
+    let trig = client.trigger_with(&project, &name, trigger).await?;
+    let run_id = wait_for_instance(&client, trig.command_id).await?;
+    if !args.wait {
+        println!("run {run_id} of {project}/{name} started; `orca status {run_id}` shows it");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("run {run_id}: workflow {project}/{name}");
+    tokio::select! {
+        r = watch(&client, run_id, started, json) => r,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted; run {run_id} goes on (`orca stop {run_id}` stops it)");
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// `orca run FILE`: applies and runs it, on `--server` or on an ephemeral
+/// standalone, and waits.
+async fn run_file(args: RunArgs, file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
+    let spec = match orca_common::workflow::parse_workflow_file(&file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };
-    let source = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let scope = match args.scope.as_deref() {
-        Some("upstream") => Some(orca_store::RunScope::Upstream),
-        Some("only") => Some(orca_store::RunScope::Only),
-        Some(_) => Some(orca_store::RunScope::Downstream),
-        None => None,
-    };
+    let source = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let scope = run_scope(args.scope.as_deref());
     let trigger = orca_api::routes::runs::TriggerRequest {
         params: parse_params(&args.params)?,
         version: None,
@@ -77,12 +158,9 @@ pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
     let (client, standalone) = match (&args.server, &args.token) {
         (Some(url), Some(token)) => (Client::new(url, token), None),
         (Some(url), None) => {
-            let dir = std::env::var_os("ORCA_DATA_DIR")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_else(|| "orca-data".into());
-            let creds = crate::client::read_credentials(&dir)
+            let e = crate::config::resolve(Some(url), None, &default_data_dir())
                 .context("--server needs a token: pass --token (or ORCA_TOKEN)")?;
-            (Client::new(url, &creds.token), None)
+            (Client::new(url, &e.token), None)
         }
         _ => {
             let data_dir = match &args.data_dir {
@@ -108,7 +186,7 @@ pub async fn run_workflow(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let outcome = tokio::select! {
-        r = drive(&client, &spec, &source, trigger, args.json) => r,
+        r = drive(&client, &spec, &source, trigger, json) => r,
         _ = tokio::signal::ctrl_c() => {
             eprintln!("interrupted");
             Ok(ExitCode::from(130))
@@ -135,6 +213,17 @@ async fn drive(
         "run {run_id}: workflow {}/{} v{} ({} tasks)",
         wf.project, wf.name, wf.version, wf.tasks
     );
+    watch(client, run_id, started, json).await
+}
+
+/// Follows run `run_id` to its end, printing task progress; then its
+/// summary. Exit code 0 only on SUCCESS.
+async fn watch(
+    client: &Client,
+    run_id: i64,
+    started: Instant,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let mut seen: HashMap<(i64, String), ()> = HashMap::new();
     let mut delay = Duration::from_millis(20);
     // The server may restart while we watch (it resumes the run): keep
@@ -197,7 +286,7 @@ fn is_unreachable(e: &anyhow::Error) -> bool {
     })
 }
 
-async fn wait_for_instance(client: &Client, command_id: i64) -> anyhow::Result<i64> {
+pub async fn wait_for_instance(client: &Client, command_id: i64) -> anyhow::Result<i64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut delay = Duration::from_millis(5);
     loop {
@@ -236,7 +325,7 @@ fn print_progress(started: Instant, t: &orca_store::TaskInstanceRow) {
 }
 
 /// The last attempt of each task.
-fn last_attempts(detail: &RunDetail) -> Vec<&orca_store::TaskInstanceRow> {
+pub fn last_attempts(detail: &RunDetail) -> Vec<&orca_store::TaskInstanceRow> {
     let mut last: BTreeMap<&str, &orca_store::TaskInstanceRow> = BTreeMap::new();
     for t in &detail.tasks {
         let e = last.entry(&t.task_name).or_insert(t);
@@ -297,24 +386,24 @@ async fn print_failed_logs(client: &Client, detail: &RunDetail) {
     }
 }
 
-pub async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+/// `orca apply -f FILE`: creates the workflow on the server, or a new
+/// version of it.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let spec = match orca_common::workflow::parse_workflow_file(&args.file) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let source = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
     let client = Client::from_args(&args.server)?;
-    let detail = client.run(args.run).await?;
+    let wf = client.apply(&spec, &source).await?;
     println!(
-        "run {} of {}/{} v{}: {}",
-        detail.instance.id,
-        detail.instance.project,
-        detail.instance.name,
-        detail.instance.version,
-        detail.instance.state
+        "workflow {}/{} v{} applied ({} tasks); `orca run {}/{}` runs it",
+        wf.project, wf.name, wf.version, wf.tasks, wf.project, wf.name
     );
-    print_summary(&detail);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn logs(args: LogsArgs) -> anyhow::Result<ExitCode> {
-    let client = Client::from_args(&args.server)?;
-    print!("{}", client.task_log(args.task_instance).await?);
     Ok(ExitCode::SUCCESS)
 }
 

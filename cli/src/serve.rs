@@ -175,9 +175,10 @@ pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
         cfg.api.listen,
         orca_api::AppState {
             store: store.clone(),
-            nudge: orca_api::nudge::leader_nudger(registry),
+            nudge: orca_api::nudge::leader_nudger(registry.clone()),
             worker_clients: Default::default(),
             metrics: crate::ops::metrics_handle(),
+            registry: Some(registry),
         },
     )
     .await?;

@@ -81,6 +81,7 @@ impl Standalone {
                 nudge: master.nudger(),
                 worker_clients: Default::default(),
                 metrics: crate::ops::metrics_handle(),
+                registry: Some(registry.clone()),
             },
         )
         .await
