@@ -23,7 +23,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "ORCA-API-UNAUTHORIZED"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "ORCA-API-NOT-FOUND"),
@@ -47,14 +47,19 @@ impl From<orca_store::StoreError> for ApiError {
     }
 }
 
-/// RFC 9457 problem details.
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// RFC 9457 problem details (`application/problem+json`).
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Problem {
+    /// Always `about:blank`: `code` tells the problems apart.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The HTTP reason phrase of `status`.
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong, for a human.
     pub detail: String,
+    /// Stable machine-readable code, `ORCA-API-…`.
     pub code: String,
 }
 

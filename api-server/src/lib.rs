@@ -10,6 +10,7 @@ pub mod auth;
 pub mod authz;
 pub mod error;
 pub mod nudge;
+pub mod openapi;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -32,9 +33,13 @@ pub struct AppState {
     pub nudge: Nudger,
     pub worker_clients: routes::logs::WorkerLogClients,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The cluster registry, for `GET /workers` and `GET /masters`; `None`
+    /// answers them 502.
+    pub registry: Option<Arc<dyn orca_common::registry::Registry>>,
 }
 
-/// The full router: `/health`, `/metrics`, and `/api/v1` where every route
+/// The full router: `/health`, `/metrics`, the API reference page
+/// `/api/docs` (of [`openapi::document`]), and `/api/v1` where every route
 /// is authenticated and authorised by its rule in the route table
 /// ([`routes::route_permissions`]).
 pub fn router(state: AppState) -> Router {
@@ -42,6 +47,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
+        .route("/api/docs", get(routes::docs::docs_page))
         .nest("/api/v1", api)
         .with_state(state)
 }

@@ -5,6 +5,7 @@
 //! lives in `orca-store`, wire types in `orca-proto`.
 
 pub mod config;
+pub mod cron;
 pub mod model;
 pub mod params;
 pub mod registry;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of task Orca can run. Parsed case-insensitively from YAML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskType {
     Shell,
@@ -59,6 +60,7 @@ impl FromStr for TaskType {
 
 /// What happens to the rest of a workflow when a task fails for good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum FailureStrategy {
     /// Kill running tasks and stop the workflow (DolphinScheduler's default).
@@ -71,6 +73,7 @@ pub enum FailureStrategy {
 /// What happens to a running attempt whose worker is lost (its lease
 /// expired, or it restarted and the task process was gone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OnWorkerLoss {
     /// Run the task again as a new attempt marked as failover (not a retry).
@@ -96,6 +99,7 @@ impl FromStr for OnWorkerLoss {
 
 /// Direction of a local parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Direction {
     In,
@@ -104,6 +108,7 @@ pub enum Direction {
 
 /// A named parameter with a value (global param, local IN/OUT param).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParamSpec {
     pub name: String,
     pub value: String,
@@ -113,6 +118,7 @@ pub struct ParamSpec {
 /// One task of a workflow, as written by the user (after YAML parsing and
 /// `$FILE`/`$ENV` expansion, before parameter resolution).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskSpec {
     pub name: String,
     pub task_type: TaskType,
@@ -126,9 +132,13 @@ pub struct TaskSpec {
     /// Number of retries after the first failure (0 = no retry).
     #[serde(default)]
     pub retries: u32,
+    /// Milliseconds.
     #[serde(default, with = "duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub retry_interval: Duration,
+    /// Milliseconds.
     #[serde(default, with = "opt_duration_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub timeout: Option<Duration>,
     #[serde(default)]
     pub local_params: Vec<ParamSpec>,
@@ -153,6 +163,7 @@ pub fn default_worker_group() -> String {
 
 /// A whole workflow definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowSpec {
     pub name: String,
     #[serde(default)]
@@ -176,6 +187,7 @@ pub fn default_project() -> String {
 
 /// State of a workflow instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkflowState {
     Running,
@@ -190,6 +202,7 @@ pub enum WorkflowState {
 
 /// State of one task attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
     /// Created, waiting for a worker (or for its retry delay).

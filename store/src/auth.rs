@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A user, without its password hash (safe to serialise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRow {
     pub id: i64,
     pub username: String,
@@ -55,6 +56,7 @@ pub struct UserUpdate {
 /// A role in one project. Ordered: each role can do what the ones before
 /// it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectRole {
     /// Read definitions, runs, logs.
@@ -101,6 +103,7 @@ impl std::str::FromStr for ProjectRole {
 
 /// A user's role in a project.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MemberRow {
     pub project_id: i64,
     pub project: String,
@@ -112,6 +115,7 @@ pub struct MemberRow {
 
 /// What a bearer token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// Issued by a login; short-lived.
@@ -153,6 +157,7 @@ pub struct NewToken {
 
 /// A stored token's metadata (never the token, nor its hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,

@@ -37,6 +37,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProjectRow {
     pub id: i64,
     pub name: String,
@@ -45,6 +46,7 @@ pub struct ProjectRow {
 
 /// A workflow definition at one version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowDefinitionRow {
     pub id: i64,
     pub project: String,
@@ -58,6 +60,7 @@ pub struct WorkflowDefinitionRow {
 
 /// What a command asks the leader to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CommandKind {
     /// Start a workflow instance.
@@ -81,6 +84,7 @@ pub enum CommandKind {
 
 /// Which tasks a START command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunScope {
     /// Only the start tasks.
@@ -93,6 +97,7 @@ pub enum RunScope {
 
 /// Extra arguments of a command.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandOptions {
     /// START: run only from these tasks (with `scope`); empty = whole DAG.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -150,6 +155,7 @@ pub struct NewCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandRow {
     pub id: i64,
     pub kind: CommandKind,
@@ -168,6 +174,7 @@ pub struct CommandRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkflowInstanceRow {
     pub id: i64,
     pub workflow_definition_id: i64,
@@ -186,6 +193,7 @@ pub struct WorkflowInstanceRow {
 
 /// One attempt of one task in one workflow instance (a retry is a new row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TaskInstanceRow {
     pub id: i64,
     pub workflow_instance_id: i64,
@@ -278,10 +286,12 @@ mod auth;
 mod entities;
 mod migration;
 mod migration_logs;
+mod schedule;
 mod store;
 
 pub use auth::{
     BootstrapOutcome, MemberRow, NewToken, NewUser, ProjectRole, TokenKind, TokenOwner, TokenRow,
     UserCredentials, UserRow, UserUpdate,
 };
+pub use schedule::{NewSchedule, ScheduleRow};
 pub use store::Store;

@@ -5,6 +5,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
 mod m0002_auth;
+mod m0004_schedules;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M0001Init),
             Box::new(m0002_auth::M0002Auth),
             Box::new(crate::migration_logs::M0003TaskLogs),
+            Box::new(m0004_schedules::M0004Schedules),
         ]
     }
 }

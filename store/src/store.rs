@@ -6,6 +6,7 @@
 //! - `commands`: start commands and API tokens (not fenced)
 //! - `fencing`: the leader epoch and every fenced master write
 //! - `reads`: workflow/task instance queries
+//! - `schedules`: cron schedules and their exactly-once fires (not fenced)
 //! - `convert`: entity ↔ row conversion, error mapping
 
 mod auth;
@@ -15,6 +16,7 @@ mod definitions;
 mod fencing;
 mod logs;
 mod reads;
+mod schedules;
 
 use std::time::Duration;
 

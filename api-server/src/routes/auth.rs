@@ -15,20 +15,31 @@ use crate::auth::{
 };
 
 /// Body of `POST /auth/login`. (No `Debug`: it holds a password.)
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
 }
 
 /// A new session token, shown once.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     pub token: String,
     pub expires_at: DateTime<Utc>,
     pub user: UserRow,
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session token, shown once", body = LoginResponse),
+        (status = 401, response = crate::openapi::BadCredentials),
+    ),
+)]
 /// `POST /auth/login`: a session token valid for [`SESSION_TTL`]. Unknown
 /// users, wrong passwords and disabled users get the same 401, after the
 /// same hashing work.
@@ -76,6 +87,15 @@ pub async fn login(
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    responses(
+        (status = 204, description = "The token is revoked"),
+    ),
+)]
 /// `POST /auth/logout`: revokes the token the request was made with.
 pub async fn logout(
     State(state): State<AppState>,
@@ -89,14 +109,14 @@ pub async fn logout(
 }
 
 /// A project role of the caller.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct RoleEntry {
     pub project: String,
     pub role: ProjectRole,
 }
 
 /// `GET /auth/me`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub user: UserRow,
     /// The token this request used (metadata only).
@@ -104,6 +124,16 @@ pub struct MeResponse {
     pub roles: Vec<RoleEntry>,
 }
 
+/// `GET /auth/me`: the caller, the token used and the caller's roles.
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    operation_id = "me",
+    responses(
+        (status = 200, description = "The caller", body = MeResponse),
+    ),
+)]
 pub async fn me(caller: Caller) -> Json<MeResponse> {
     Json(MeResponse {
         roles: caller
@@ -120,19 +150,31 @@ pub async fn me(caller: Caller) -> Json<MeResponse> {
 }
 
 /// Body of `POST /users/me/password`.
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ChangePasswordResponse {
     /// Sessions and personal access tokens revoked (all of the user's,
     /// including the one this request used).
     pub revoked_tokens: u64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/users/me/password",
+    tag = "auth",
+    operation_id = "change_password",
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Changed; every token of the user is revoked", body = ChangePasswordResponse),
+        (status = 403, response = crate::openapi::Forbidden),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 /// `POST /users/me/password`: needs the current password; revokes every
 /// session and personal access token of the user.
 pub async fn change_password(

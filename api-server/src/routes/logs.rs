@@ -33,13 +33,26 @@ impl WorkerLogClients {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     #[serde(default)]
     pub offset: u64,
 }
 
 /// `GET /task-instances/{id}/log?offset=N` — the log from byte `offset`.
+#[utoipa::path(
+    get,
+    path = "/task-instances/{id}/log",
+    tag = "logs",
+    operation_id = "task_log",
+    params(("id" = i64, Path, description = "Task instance id"), LogQuery),
+    responses(
+        (status = 200, description = "The log from byte `offset` on", body = String, content_type = "text/plain"),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 502, response = crate::openapi::Unavailable),
+    ),
+)]
 pub async fn task_log(
     State(state): State<AppState>,
     Path(id): Path<i64>,

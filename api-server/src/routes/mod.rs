@@ -2,49 +2,61 @@
 //! is declared once in [`table`] with the permission it needs (see
 //! [`crate::authz`]); the router and [`route_permissions`] (used by the
 //! authorisation matrix test) are both built from it, so a route cannot
-//! exist without a declared permission.
+//! exist without a declared permission. Each handler is given as
+//! `routes!(handler)`, which needs its `#[utoipa::path]`: the OpenAPI
+//! document ([`crate::openapi`]) is built from the same table.
 
 pub mod auth;
+pub mod cluster;
+pub mod docs;
 pub mod logs;
 pub mod projects;
 pub mod runs;
+pub mod schedules;
 pub mod tokens;
 pub mod users;
 pub mod workflows;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::handler::Handler;
 use axum::middleware::{self, Next};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use utoipa_axum::router::UtoipaMethodRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::authz::{self, Perm, ProjectFrom, RouteRule, Verb};
 
-/// One route: its rule and its handler.
-struct Route {
-    rule: RouteRule,
-    handler: MethodRouter<AppState>,
+/// One route: its rule and its handler with its OpenAPI operation.
+pub(crate) struct Route {
+    pub(crate) rule: RouteRule,
+    pub(crate) handler: UtoipaMethodRouter<AppState>,
 }
 
-fn route<H, T>(
+/// A route of the table. Panics when the handler's `#[utoipa::path]` does
+/// not document exactly `verb path` (every test building the router sees it).
+fn route(
     verb: Verb,
     path: &'static str,
     perm: Perm,
     project: ProjectFrom,
-    handler: H,
-) -> Route
-where
-    H: Handler<T, AppState>,
-    T: 'static,
-{
-    let filter = match verb {
-        Verb::Get => MethodFilter::GET,
-        Verb::Post => MethodFilter::POST,
-        Verb::Put => MethodFilter::PUT,
-        Verb::Patch => MethodFilter::PATCH,
-        Verb::Delete => MethodFilter::DELETE,
-    };
+    handler: UtoipaMethodRouter<AppState>,
+) -> Route {
+    let documented: Vec<(&str, Verb)> = handler
+        .1
+        .paths
+        .iter()
+        .flat_map(|(p, item)| {
+            crate::openapi::operations(item)
+                .into_iter()
+                .map(move |(v, _)| (p.as_str(), v))
+        })
+        .collect();
+    assert_eq!(
+        documented,
+        [(path, verb)],
+        "the #[utoipa::path] of the handler of {} {path} documents another route",
+        verb.as_str()
+    );
     Route {
         rule: RouteRule {
             verb,
@@ -52,51 +64,62 @@ where
             perm,
             project,
         },
-        handler: on(filter, handler),
+        handler,
     }
 }
 
-/// Every route under `/api/v1`. Add new routes here, with their permission.
+/// Every route under `/api/v1`. Add new routes here, with their permission
+/// and a handler documented with `#[utoipa::path]`.
 #[rustfmt::skip]
-fn table() -> Vec<Route> {
+pub(crate) fn table() -> Vec<Route> {
     use Perm::*;
     use ProjectFrom::*;
     use Verb::*;
     vec![
         // Authentication, users, tokens.
-        route(Post, "/auth/login", Public, Nothing, auth::login),
-        route(Post, "/auth/logout", Authenticated, Nothing, auth::logout),
-        route(Get, "/auth/me", Authenticated, Nothing, auth::me),
-        route(Post, "/users/me/password", Authenticated, Nothing, auth::change_password),
-        route(Post, "/users", Admin, Nothing, users::create),
-        route(Get, "/users", Admin, Nothing, users::list),
-        route(Patch, "/users/{username}", Admin, Nothing, users::update),
-        route(Post, "/tokens", Authenticated, Nothing, tokens::create),
-        route(Get, "/tokens", Authenticated, Nothing, tokens::list),
-        route(Delete, "/tokens/{id}", Authenticated, Nothing, tokens::delete),
+        route(Post, "/auth/login", Public, Nothing, routes!(auth::login)),
+        route(Post, "/auth/logout", Authenticated, Nothing, routes!(auth::logout)),
+        route(Get, "/auth/me", Authenticated, Nothing, routes!(auth::me)),
+        route(Post, "/users/me/password", Authenticated, Nothing, routes!(auth::change_password)),
+        route(Post, "/users", Admin, Nothing, routes!(users::create)),
+        route(Get, "/users", Admin, Nothing, routes!(users::list)),
+        route(Patch, "/users/{username}", Admin, Nothing, routes!(users::update)),
+        route(Post, "/tokens", Authenticated, Nothing, routes!(tokens::create)),
+        route(Get, "/tokens", Authenticated, Nothing, routes!(tokens::list)),
+        route(Delete, "/tokens/{id}", Authenticated, Nothing, routes!(tokens::delete)),
         // Projects and their members.
-        route(Get, "/projects", Authenticated, Nothing, projects::list),
-        route(Post, "/projects", Admin, Nothing, projects::create),
-        route(Get, "/projects/{project}/members", ProjectView, PathProject, projects::members),
-        route(Put, "/projects/{project}/members/{username}", ProjectOwn, PathProject, projects::put_member),
-        route(Delete, "/projects/{project}/members/{username}", ProjectOwn, PathProject, projects::delete_member),
+        route(Get, "/projects", Authenticated, Nothing, routes!(projects::list)),
+        route(Post, "/projects", Admin, Nothing, routes!(projects::create)),
+        route(Get, "/projects/{project}/members", ProjectView, PathProject, routes!(projects::members)),
+        route(Put, "/projects/{project}/members/{username}", ProjectOwn, PathProject, routes!(projects::put_member)),
+        route(Delete, "/projects/{project}/members/{username}", ProjectOwn, PathProject, routes!(projects::delete_member)),
         // Workflow definitions.
-        route(Post, "/workflows", ProjectEdit, WorkflowSpecBody, workflows::apply),
-        route(Get, "/workflows", Authenticated, Nothing, projects::list_workflows),
-        route(Post, "/workflows:import", ProjectEdit, ImportBody, workflows::import),
-        route(Get, "/workflows/{project}/{name}", ProjectView, PathProject, workflows::get),
+        route(Post, "/workflows", ProjectEdit, WorkflowSpecBody, routes!(workflows::apply)),
+        route(Get, "/workflows", Authenticated, Nothing, routes!(projects::list_workflows)),
+        route(Post, "/workflows:import", ProjectEdit, ImportBody, routes!(workflows::import)),
+        route(Get, "/workflows/{project}/{name}", ProjectView, PathProject, routes!(workflows::get)),
+        // Cron schedules of workflows.
+        route(Put, "/workflows/{project}/{name}/schedule", ProjectEdit, PathProject, routes!(schedules::put)),
+        route(Get, "/workflows/{project}/{name}/schedule", ProjectView, PathProject, routes!(schedules::get)),
+        route(Get, "/workflows/{project}/{name}/schedule/preview", ProjectView, PathProject, routes!(schedules::preview)),
+        route(Delete, "/workflows/{project}/{name}/schedule", ProjectEdit, PathProject, routes!(schedules::delete)),
         // Runs.
-        route(Post, "/workflows/{project}/{name}/runs", ProjectOperate, PathProject, runs::trigger),
-        route(Get, "/commands/{id}", ProjectView, Command, runs::command),
-        route(Get, "/runs", Authenticated, Nothing, projects::list_runs),
-        route(Get, "/runs/{id}", ProjectView, Run, runs::get),
-        route(Post, "/runs/{id}/stop", ProjectOperate, Run, runs::stop),
-        route(Post, "/runs/{id}/pause", ProjectOperate, Run, runs::pause),
-        route(Post, "/runs/{id}/resume", ProjectOperate, Run, runs::resume),
-        route(Post, "/runs/{id}/recover-failed", ProjectOperate, Run, runs::recover_failed),
-        route(Post, "/runs/{id}/rerun", ProjectOperate, Run, runs::rerun),
-        route(Post, "/runs/{id}/tasks/{task}/force-success", ProjectOperate, Run, runs::force_success),
-        route(Get, "/task-instances/{id}/log", ProjectView, TaskInstance, logs::task_log),
+        route(Post, "/workflows/{project}/{name}/runs", ProjectOperate, PathProject, routes!(runs::trigger)),
+        route(Get, "/commands/{id}", ProjectView, Command, routes!(runs::command)),
+        route(Get, "/runs", Authenticated, Nothing, routes!(projects::list_runs)),
+        route(Get, "/runs/{id}", ProjectView, Run, routes!(runs::get)),
+        route(Post, "/runs/{id}/stop", ProjectOperate, Run, routes!(runs::stop)),
+        route(Post, "/runs/{id}/pause", ProjectOperate, Run, routes!(runs::pause)),
+        route(Post, "/runs/{id}/resume", ProjectOperate, Run, routes!(runs::resume)),
+        route(Post, "/runs/{id}/recover-failed", ProjectOperate, Run, routes!(runs::recover_failed)),
+        route(Post, "/runs/{id}/rerun", ProjectOperate, Run, routes!(runs::rerun)),
+        route(Post, "/runs/{id}/tasks/{task}/force-success", ProjectOperate, Run, routes!(runs::force_success)),
+        route(Get, "/task-instances/{id}/log", ProjectView, TaskInstance, routes!(logs::task_log)),
+        // The cluster's registry.
+        route(Get, "/workers", Authenticated, Nothing, routes!(cluster::workers)),
+        route(Get, "/masters", Authenticated, Nothing, routes!(cluster::masters)),
+        // This API's OpenAPI document.
+        route(Get, "/openapi.json", Public, Nothing, routes!(docs::openapi_json)),
     ]
 }
 
@@ -114,7 +137,8 @@ pub fn api_routes(state: &AppState) -> Router<AppState> {
         let guard = middleware::from_fn(move |req: Request, next: Next| {
             authz::authorize(state.clone(), rule, req, next)
         });
-        router.route(rule.path, r.handler.route_layer(guard))
+        let (_, _, handler) = r.handler;
+        router.route(rule.path, handler.route_layer(guard))
     })
 }
 

@@ -15,7 +15,7 @@ use crate::routes::runs::ListQuery;
 use crate::routes::workflows::WorkflowSummary;
 
 /// A project with the caller's role in it.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ProjectSummary {
     pub id: i64,
     pub name: String,
@@ -24,6 +24,15 @@ pub struct ProjectSummary {
     pub role: Option<ProjectRole>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/projects",
+    tag = "projects",
+    operation_id = "list_projects",
+    responses(
+        (status = 200, description = "The projects the caller can view", body = Vec<ProjectSummary>),
+    ),
+)]
 /// `GET /projects`: the projects the caller can view (admins: all).
 pub async fn list(
     State(state): State<AppState>,
@@ -45,7 +54,7 @@ pub async fn list(
 }
 
 /// Body of `POST /projects`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CreateProjectRequest {
     pub name: String,
     /// Made the project's owner.
@@ -53,6 +62,18 @@ pub struct CreateProjectRequest {
     pub owner: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/projects",
+    tag = "projects",
+    operation_id = "create_project",
+    request_body = CreateProjectRequest,
+    responses(
+        (status = 201, description = "The new project", body = ProjectRow),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 /// `POST /projects` (admins): an empty project, optionally with an owner.
 pub async fn create(
     State(state): State<AppState>,
@@ -102,6 +123,17 @@ async fn project(state: &AppState, name: &str) -> Result<ProjectRow, AuthError> 
 }
 
 /// `GET /projects/{project}/members`.
+#[utoipa::path(
+    get,
+    path = "/projects/{project}/members",
+    tag = "projects",
+    operation_id = "list_members",
+    params(("project" = String, Path, description = "Project name")),
+    responses(
+        (status = 200, description = "The project's members", body = Vec<MemberRow>),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn members(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -111,13 +143,25 @@ pub async fn members(
 }
 
 /// Body of `PUT /projects/{project}/members/{username}`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct PutMemberRequest {
     pub role: ProjectRole,
 }
 
 /// `PUT /projects/{project}/members/{username}` (owners, admins): grants
 /// or changes a role.
+#[utoipa::path(
+    put,
+    path = "/projects/{project}/members/{username}",
+    tag = "projects",
+    operation_id = "put_member",
+    params(("project" = String, Path, description = "Project name"), ("username" = String, Path, description = "A username")),
+    request_body = PutMemberRequest,
+    responses(
+        (status = 200, description = "The member with its role", body = MemberRow),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn put_member(
     State(state): State<AppState>,
     Path((name, username)): Path<(String, String)>,
@@ -144,6 +188,17 @@ pub async fn put_member(
 }
 
 /// `DELETE /projects/{project}/members/{username}` (owners, admins).
+#[utoipa::path(
+    delete,
+    path = "/projects/{project}/members/{username}",
+    tag = "projects",
+    operation_id = "delete_member",
+    params(("project" = String, Path, description = "Project name"), ("username" = String, Path, description = "A username")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn delete_member(
     State(state): State<AppState>,
     Path((name, username)): Path<(String, String)>,
@@ -161,6 +216,15 @@ pub async fn delete_member(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/workflows",
+    tag = "workflows",
+    operation_id = "list_workflows",
+    responses(
+        (status = 200, description = "Current versions of the workflows the caller can view", body = Vec<WorkflowSummary>),
+    ),
+)]
 /// `GET /workflows`: current versions of the workflows the caller can view.
 pub async fn list_workflows(
     State(state): State<AppState>,
@@ -175,6 +239,16 @@ pub async fn list_workflows(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/runs",
+    tag = "runs",
+    operation_id = "list_runs",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The newest runs, newest first", body = Vec<WorkflowInstanceRow>),
+    ),
+)]
 /// `GET /runs?limit=N`: the newest runs of the projects the caller can view.
 pub async fn list_runs(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiError;
 
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct TriggerRequest {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
@@ -29,13 +29,27 @@ pub struct TriggerRequest {
     pub scope: Option<RunScope>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct TriggerResponse {
     pub command_id: i64,
     pub workflow_definition_id: i64,
     pub version: i32,
 }
 
+/// `POST /workflows/{project}/{name}/runs`: asks for a run (a START command).
+#[utoipa::path(
+    post,
+    path = "/workflows/{project}/{name}/runs",
+    tag = "runs",
+    operation_id = "trigger_run",
+    params(("project" = String, Path, description = "Project name"), ("name" = String, Path, description = "Workflow name")),
+    request_body = TriggerRequest,
+    responses(
+        (status = 200, description = "The START command written", body = TriggerResponse),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
@@ -97,6 +111,18 @@ pub async fn trigger(
     }))
 }
 
+/// `GET /commands/{id}`: a command and what became of it.
+#[utoipa::path(
+    get,
+    path = "/commands/{id}",
+    tag = "runs",
+    operation_id = "get_command",
+    params(("id" = i64, Path, description = "Command id")),
+    responses(
+        (status = 200, description = "The command", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn command(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -108,7 +134,8 @@ pub async fn command(
     Ok(Json(cmd))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default = "default_limit")]
     pub limit: u64,
@@ -131,12 +158,24 @@ pub async fn list(
 }
 
 /// A run with all its task attempts.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct RunDetail {
     pub instance: WorkflowInstanceRow,
     pub tasks: Vec<TaskInstanceRow>,
 }
 
+/// `GET /runs/{id}`: a run with all its task attempts.
+#[utoipa::path(
+    get,
+    path = "/runs/{id}",
+    tag = "runs",
+    operation_id = "get_run",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -190,6 +229,18 @@ async fn command_on_run(
 
 /// `POST /runs/{id}/stop`: kill the run's running tasks, schedule nothing
 /// more; it reaches STOP once its tasks are gone.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/stop",
+    tag = "runs",
+    operation_id = "stop_run",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The STOP command written", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+)]
 pub async fn stop(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -206,6 +257,18 @@ pub async fn stop(
 
 /// `POST /runs/{id}/pause`: running tasks finish, nothing new starts; the
 /// run reaches PAUSE.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/pause",
+    tag = "runs",
+    operation_id = "pause_run",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The PAUSE command written", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+)]
 pub async fn pause(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -221,6 +284,18 @@ pub async fn pause(
 }
 
 /// `POST /runs/{id}/resume`: a paused run goes on.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/resume",
+    tag = "runs",
+    operation_id = "resume_run",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The RESUME command written", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+)]
 pub async fn resume(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -237,6 +312,18 @@ pub async fn resume(
 
 /// `POST /runs/{id}/recover-failed`: run the tasks of a finished run that
 /// did not succeed again (with what depends on them), in the same run.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/recover-failed",
+    tag = "runs",
+    operation_id = "recover_failed_tasks",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The RECOVER_FAILED command written", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+)]
 pub async fn recover_failed(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -256,6 +343,18 @@ pub async fn recover_failed(
 
 /// `POST /runs/{id}/tasks/{task}/force-success`: the task's last attempt of
 /// a run that is not running becomes SUCCESS.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/tasks/{task}/force-success",
+    tag = "runs",
+    operation_id = "force_task_success",
+    params(("id" = i64, Path, description = "Run (workflow instance) id"), ("task" = String, Path, description = "Task name")),
+    responses(
+        (status = 200, description = "The FORCE_SUCCESS command written", body = CommandRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+    ),
+)]
 pub async fn force_success(
     State(state): State<AppState>,
     Path((id, task)): Path<(i64, String)>,
@@ -283,6 +382,17 @@ pub async fn force_success(
 
 /// `POST /runs/{id}/rerun`: a new run of the same workflow version with the
 /// same parameters and schedule time.
+#[utoipa::path(
+    post,
+    path = "/runs/{id}/rerun",
+    tag = "runs",
+    operation_id = "rerun",
+    params(("id" = i64, Path, description = "Run (workflow instance) id")),
+    responses(
+        (status = 200, description = "The START command of the new run", body = TriggerResponse),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn rerun(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -15,7 +15,7 @@ use crate::error::ApiError;
 pub const MAX_EXPIRY_DAYS: u32 = 3650;
 
 /// Body of `POST /tokens`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CreateTokenRequest {
     pub name: String,
     /// Days until it expires; absent: never.
@@ -24,7 +24,7 @@ pub struct CreateTokenRequest {
 }
 
 /// A new token: the secret is shown this once.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
@@ -32,6 +32,17 @@ pub struct CreatedToken {
 }
 
 /// `POST /tokens`.
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    tag = "tokens",
+    operation_id = "create_token",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "The new token; its secret is shown this once", body = CreatedToken),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -69,6 +80,15 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token, row })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/tokens",
+    tag = "tokens",
+    operation_id = "list_tokens",
+    responses(
+        (status = 200, description = "The caller's personal access tokens", body = Vec<TokenRow>),
+    ),
+)]
 /// `GET /tokens`: the caller's personal access tokens (never the secrets).
 pub async fn list(
     State(state): State<AppState>,
@@ -82,6 +102,17 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/tokens/{id}",
+    tag = "tokens",
+    operation_id = "delete_token",
+    params(("id" = i64, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 /// `DELETE /tokens/{id}`: revokes one of the caller's tokens. Another
 /// user's token id answers 404, like an unknown one.
 pub async fn delete(

@@ -31,7 +31,7 @@ pub fn check_username(name: &str) -> Result<(), ApiError> {
 }
 
 /// Body of `POST /users`. (No `Debug`: it holds a password.)
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CreateUserRequest {
     pub username: String,
     pub password: String,
@@ -40,6 +40,18 @@ pub struct CreateUserRequest {
 }
 
 /// `POST /users`.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    operation_id = "create_user",
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "The new user", body = UserRow),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Json(req): Json<CreateUserRequest>,
@@ -60,12 +72,21 @@ pub async fn create(
 }
 
 /// `GET /users`.
+#[utoipa::path(
+    get,
+    path = "/users",
+    tag = "users",
+    operation_id = "list_users",
+    responses(
+        (status = 200, description = "Every user", body = Vec<UserRow>),
+    ),
+)]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<UserRow>>, AuthError> {
     Ok(Json(state.store.list_users().await?))
 }
 
 /// Body of `PATCH /users/{username}`; absent fields stay as they are.
-#[derive(Default, Deserialize, Serialize)]
+#[derive(Default, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct UpdateUserRequest {
     #[serde(default)]
     pub admin: Option<bool>,
@@ -79,6 +100,20 @@ pub struct UpdateUserRequest {
 
 /// `PATCH /users/{username}`. Refuses to demote or disable the last
 /// enabled admin.
+#[utoipa::path(
+    patch,
+    path = "/users/{username}",
+    tag = "users",
+    operation_id = "update_user",
+    params(("username" = String, Path, description = "A username")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "The updated user", body = UserRow),
+        (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(username): Path<String>,

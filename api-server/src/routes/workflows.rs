@@ -10,14 +10,14 @@ use crate::error::ApiError;
 
 /// Body of `POST /workflows`: the parsed spec (the CLI expands `$FILE{}`
 /// relative to the user's file) and the source text for the record.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ApplyRequest {
     pub spec: WorkflowSpec,
     #[serde(default)]
     pub source: String,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct WorkflowSummary {
     pub id: i64,
     pub project: String,
@@ -38,6 +38,17 @@ impl From<&orca_store::WorkflowDefinitionRow> for WorkflowSummary {
     }
 }
 
+/// `POST /workflows`: creates a workflow, or a new version of it.
+#[utoipa::path(
+    post,
+    path = "/workflows",
+    tag = "workflows",
+    operation_id = "apply_workflow",
+    request_body = ApplyRequest,
+    responses(
+        (status = 200, description = "The saved version", body = WorkflowSummary),
+    ),
+)]
 pub async fn apply(
     State(state): State<AppState>,
     Json(req): Json<ApplyRequest>,
@@ -53,6 +64,18 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSumm
     Ok(Json(rows.iter().map(WorkflowSummary::from).collect()))
 }
 
+/// `GET /workflows/{project}/{name}`: the current version.
+#[utoipa::path(
+    get,
+    path = "/workflows/{project}/{name}",
+    tag = "workflows",
+    operation_id = "get_workflow",
+    params(("project" = String, Path, description = "Project name"), ("name" = String, Path, description = "Workflow name")),
+    responses(
+        (status = 200, description = "The current version", body = orca_store::WorkflowDefinitionRow),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
@@ -69,7 +92,7 @@ pub async fn get(
 }
 
 /// Body of `POST /workflows:import`.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ImportRequest {
     /// `dolphinscheduler-json` (a DolphinScheduler 3.x export) or
     /// `pydolphinscheduler-yaml`.
@@ -80,7 +103,7 @@ pub struct ImportRequest {
     pub project: String,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct ImportResponse {
     pub workflows: Vec<WorkflowSummary>,
     /// What Orca could not keep (e.g. a schedule's time zone), per workflow/task.
@@ -90,6 +113,17 @@ pub struct ImportResponse {
 /// `POST /workflows:import`: converts DolphinScheduler workflows and saves
 /// them (all or nothing: any unsupported task or invalid DAG refuses the
 /// whole import, listing every problem).
+#[utoipa::path(
+    post,
+    path = "/workflows:import",
+    tag = "workflows",
+    operation_id = "import_workflows",
+    request_body = ImportRequest,
+    responses(
+        (status = 200, description = "The saved workflows", body = ImportResponse),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
 pub async fn import(
     State(state): State<AppState>,
     Json(req): Json<ImportRequest>,

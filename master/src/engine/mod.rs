@@ -7,6 +7,7 @@
 //! acknowledged only once its effect is durable; a dispatch is sent only once
 //! the attempt row exists.
 
+mod cron;
 mod ops;
 mod recover;
 mod run;
@@ -115,6 +116,8 @@ pub(crate) struct Engine {
     inserts: Vec<(i64, usize)>,
     actions: Vec<Action>,
     touched: BTreeSet<i64>,
+    /// When to look at the cron schedules next.
+    cron: cron::CronPlanner,
 }
 
 /// Runs the engine as leader of `epoch` until leadership is lost or the
@@ -166,9 +169,11 @@ pub(crate) async fn run(
         inserts: Vec::new(),
         actions: Vec::new(),
         touched: BTreeSet::new(),
+        cron: cron::CronPlanner::new(),
     };
     engine.recover().await?;
     engine.consume_commands().await?;
+    engine.run_schedules().await?;
     let mut poll = tokio::time::interval(poll_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -197,6 +202,9 @@ pub(crate) async fn run(
             }
             _ = poll.tick() => {
                 engine.consume_commands().await?;
+            }
+            _ = tokio::time::sleep_until(engine.cron.wake_at()) => {
+                engine.run_schedules().await?;
             }
         }
     }
@@ -244,6 +252,8 @@ impl Engine {
         }
         if nudged {
             self.consume_commands().await?;
+            // A schedule may have changed.
+            self.run_schedules().await?;
         }
         Ok(())
     }
