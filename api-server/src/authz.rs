@@ -20,6 +20,7 @@ use orca_store::ProjectRole;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::audit::AuditSlot;
 use crate::auth::{AuthError, Caller, authenticate};
 use crate::error::ApiError;
 use crate::routes::workflows::ImportRequest;
@@ -132,6 +133,10 @@ pub async fn authorize(
         return Ok(next.run(req).await);
     }
     let caller = authenticate(&state.store, req.headers()).await?;
+    let audit = req.extensions().get::<AuditSlot>().cloned();
+    if let Some(a) = &audit {
+        a.set_user(&caller.user.username);
+    }
     let (mut parts, body) = req.into_parts();
     let body = match rule.perm {
         Perm::Public | Perm::Authenticated => body,
@@ -146,7 +151,7 @@ pub async fn authorize(
                 .await
                 .map(|Path(p)| p)
                 .unwrap_or_default();
-            check_project(&state, &caller, rule, &params, body).await?
+            check_project(&state, &caller, rule, &params, body, audit.as_ref()).await?
         }
     };
     parts.extensions.insert(caller);
@@ -161,7 +166,13 @@ async fn check_project(
     rule: RouteRule,
     params: &HashMap<String, String>,
     body: Body,
+    audit: Option<&AuditSlot>,
 ) -> Result<Body, AuthError> {
+    let note = |project: &str| {
+        if let Some(a) = audit {
+            a.set_project(project);
+        }
+    };
     let Some(min) = rule.perm.min_role() else {
         return Ok(body);
     };
@@ -209,21 +220,25 @@ async fn check_project(
                 })?;
             if rule.project == ProjectFrom::WorkflowSpecBody {
                 let p = spec_project(&bytes)?;
+                note(&p);
                 require(caller, min, &p, project_hidden(&p))?;
             } else {
-                import_projects(caller, min, &bytes)?;
+                import_projects(caller, min, &bytes, note)?;
             }
             return Ok(Body::from(bytes));
         }
     };
     match project {
-        Some(p) => require(caller, min, &p, hidden)?,
+        Some(p) => {
+            note(&p);
+            require(caller, min, &p, hidden)?
+        }
         None => return Err(hidden.into()),
     }
     Ok(body)
 }
 
-fn project_hidden(project: &str) -> ApiError {
+pub(crate) fn project_hidden(project: &str) -> ApiError {
     ApiError::NotFound {
         what: "project",
         id: project.to_string(),
@@ -232,7 +247,7 @@ fn project_hidden(project: &str) -> ApiError {
 
 /// Admins pass; others need at least `min` in `project`, or get `hidden`
 /// (404) when they have no role there at all.
-fn require(
+pub(crate) fn require(
     caller: &Caller,
     min: ProjectRole,
     project: &str,
@@ -272,9 +287,15 @@ fn spec_project(bytes: &Bytes) -> Result<String, ApiError> {
 /// `project`; a pydolphinscheduler YAML into the project it names, or
 /// `project` when it names none. The YAML is only parsed once the caller
 /// may edit `project`.
-fn import_projects(caller: &Caller, min: ProjectRole, bytes: &Bytes) -> Result<(), AuthError> {
+fn import_projects(
+    caller: &Caller,
+    min: ProjectRole,
+    bytes: &Bytes,
+    note: impl Fn(&str),
+) -> Result<(), AuthError> {
     let req: ImportRequest = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::Invalid(format!("request body: {e}")))?;
+    note(&req.project);
     require(caller, min, &req.project, project_hidden(&req.project))?;
     if req.format != "pydolphinscheduler-yaml" {
         return Ok(());

@@ -6,9 +6,11 @@
 //! tokens, [`auth`]); each route declares what it needs in the route table
 //! and one layer enforces it ([`authz`]).
 
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod error;
+pub mod grpc;
 pub mod nudge;
 pub mod openapi;
 pub mod routes;
@@ -43,7 +45,10 @@ pub struct AppState {
 /// is authenticated and authorised by its rule in the route table
 /// ([`routes::route_permissions`]).
 pub fn router(state: AppState) -> Router {
-    let api = routes::api_routes(&state);
+    let api = routes::api_routes(&state).layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        audit::record,
+    ));
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

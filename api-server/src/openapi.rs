@@ -47,6 +47,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
         (name = "workflows", description = "Workflow definitions"),
         (name = "runs", description = "Runs (workflow instances) and the commands acting on them"),
         (name = "logs", description = "Task attempt logs"),
+        (name = "audit", description = "The audit log of mutating calls (admins)"),
         (name = "cluster", description = "Registered workers and masters"),
         (name = "meta", description = "This document"),
     )

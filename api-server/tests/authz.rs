@@ -298,7 +298,14 @@ impl World {
             .replace("{name}", "wf")
             .replace("{id}", &id.to_string())
             .replace("{task}", "extract")
-            .replace("{username}", "extra");
+            .replace("{username}", "extra")
+            .replace("{version}", "1")
+            .replace("{to}", "1");
+        let path = if rule.path.ends_with("/log/search") {
+            format!("{path}?q=log")
+        } else {
+            path
+        };
         // A project that does not exist yet: only admins may create one.
         let body_project = ids.map_or_else(|| self.unique("new-project"), |i| i.project.clone());
         let body = match (rule.verb, rule.path) {
@@ -335,6 +342,10 @@ impl World {
                 Some(json!({"cron": "0 0 2 * * ? *", "timezone": "UTC"}))
             }
             (Verb::Post, p) if p.starts_with("/runs/{id}/") => None,
+            (
+                Verb::Post,
+                "/workflows/{project}/{name}/offline" | "/workflows/{project}/{name}/online",
+            ) => None,
             (Verb::Get | Verb::Delete, _) | (Verb::Post, "/auth/logout") => None,
             _ => panic!(
                 "the matrix test does not know how to call {rule:?}: add it to World::request"
@@ -844,6 +855,20 @@ fn the_route_table_declares_the_intended_permissions() {
         (Get, "/workflows", Authenticated),
         (Post, "/workflows:import", ProjectEdit),
         (Get, "/workflows/{project}/{name}", ProjectView),
+        (Delete, "/workflows/{project}/{name}", ProjectEdit),
+        (Get, "/workflows/{project}/{name}/versions", ProjectView),
+        (
+            Get,
+            "/workflows/{project}/{name}/versions/{version}",
+            ProjectView,
+        ),
+        (
+            Get,
+            "/workflows/{project}/{name}/versions/{version}/diff/{to}",
+            ProjectView,
+        ),
+        (Post, "/workflows/{project}/{name}/offline", ProjectEdit),
+        (Post, "/workflows/{project}/{name}/online", ProjectEdit),
         (Put, "/workflows/{project}/{name}/schedule", ProjectEdit),
         (Get, "/workflows/{project}/{name}/schedule", ProjectView),
         (
@@ -867,6 +892,10 @@ fn the_route_table_declares_the_intended_permissions() {
             ProjectOperate,
         ),
         (Get, "/task-instances/{id}/log", ProjectView),
+        (Get, "/task-instances/{id}/log/download", ProjectView),
+        (Get, "/task-instances/{id}/log/search", ProjectView),
+        (Get, "/task-instances/{id}/log/follow", ProjectView),
+        (Get, "/audit", Admin),
         (Get, "/workers", Authenticated),
         (Get, "/masters", Authenticated),
         (Get, "/openapi.json", Public),

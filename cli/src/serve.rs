@@ -171,19 +171,21 @@ pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
     crate::init_tracing_from(&cfg.log);
     let store = store(&cfg).await?;
     let registry = registry(&cfg).await?;
-    let api = orca_api::serve(
-        cfg.api.listen,
-        orca_api::AppState {
-            store: store.clone(),
-            nudge: orca_api::nudge::leader_nudger(registry.clone()),
-            worker_clients: Default::default(),
-            metrics: crate::ops::metrics_handle(),
-            registry: Some(registry),
-        },
-    )
-    .await?;
+    let state = orca_api::AppState {
+        store: store.clone(),
+        nudge: orca_api::nudge::leader_nudger(registry.clone()),
+        worker_clients: Default::default(),
+        metrics: crate::ops::metrics_handle(),
+        registry: Some(registry),
+    };
+    let api = orca_api::serve(cfg.api.listen, state.clone()).await?;
+    let grpc = orca_api::grpc::serve_grpc(cfg.api.grpc_listen, state).await?;
     let url = format!("http://{}", api.addr);
     println!("orca api up: {url}/api/v1 (health {url}/health, metrics {url}/metrics)");
+    println!(
+        "orca gRPC API up: {} (orca.v1.OrcaApi, gRPC health, reflection)",
+        grpc.addr
+    );
     if let Some(dir) = &args.credentials_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let cli = crate::admin::ensure_cli_token(&store, dir, &url).await?;
@@ -207,6 +209,7 @@ pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
     }
     shutdown_signal().await;
     api.shutdown().await;
+    grpc.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 

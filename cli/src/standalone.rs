@@ -31,7 +31,11 @@ pub struct Standalone {
     pub admin_created: Option<(String, String)>,
     pub master_addr: SocketAddr,
     pub worker_addr: SocketAddr,
+    /// The public gRPC API (`orca.v1.OrcaApi`, health, reflection), on a
+    /// free loopback port.
+    pub grpc_addr: SocketAddr,
     api: orca_api::ApiHandle,
+    grpc: orca_api::grpc::GrpcHandle,
     master: orca_master::MasterHandle,
     worker: orca_worker::WorkerHandle,
 }
@@ -74,18 +78,19 @@ impl Standalone {
         )
         .await
         .context("cannot start the embedded master")?;
-        let api = orca_api::serve(
-            opts.http,
-            orca_api::AppState {
-                store: store.clone(),
-                nudge: master.nudger(),
-                worker_clients: Default::default(),
-                metrics: crate::ops::metrics_handle(),
-                registry: Some(registry.clone()),
-            },
-        )
-        .await
-        .context("cannot start the API server")?;
+        let state = orca_api::AppState {
+            store: store.clone(),
+            nudge: master.nudger(),
+            worker_clients: Default::default(),
+            metrics: crate::ops::metrics_handle(),
+            registry: Some(registry.clone()),
+        };
+        let api = orca_api::serve(opts.http, state.clone())
+            .await
+            .context("cannot start the API server")?;
+        let grpc = orca_api::grpc::serve_grpc(SocketAddr::from(([127, 0, 0, 1], 0)), state)
+            .await
+            .context("cannot start the gRPC API server")?;
         let url = format!("http://{}", api.addr);
         let cli = crate::admin::ensure_cli_token(&store, &data_dir, &url).await?;
         let admin_created = cli
@@ -99,7 +104,9 @@ impl Standalone {
             admin_created,
             master_addr: master.addr(),
             worker_addr: worker.addr(),
+            grpc_addr: grpc.addr,
             api,
+            grpc,
             master,
             worker,
         })
@@ -118,6 +125,7 @@ impl Standalone {
 
     async fn stop(self, kill_tasks: bool) {
         self.api.shutdown().await;
+        self.grpc.shutdown().await;
         self.master.shutdown().await;
         self.worker.shutdown(kill_tasks).await;
     }
@@ -135,6 +143,10 @@ pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  API        {}   (health: {}/health, metrics: {}/metrics)",
         s.url, s.url, s.url
+    );
+    println!(
+        "  gRPC API   {}   (orca.v1.OrcaApi, health, reflection)",
+        s.grpc_addr
     );
     println!("  master     gRPC {}", s.master_addr);
     println!("  worker     gRPC {}", s.worker_addr);

@@ -39,6 +39,8 @@ pub mod workflow_definition {
         pub current_version: i32,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        /// `online` or `offline` (`ReleaseState::as_str`).
+        pub release_state: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -282,16 +282,20 @@ pub struct TaskLogRow {
     pub created_at: DateTime<Utc>,
 }
 
+mod audit;
 mod auth;
 mod entities;
+mod lifecycle;
 mod migration;
 mod migration_logs;
 mod schedule;
 mod store;
 
+pub use audit::{AuditRow, NewAuditEntry};
 pub use auth::{
     BootstrapOutcome, MemberRow, NewToken, NewUser, ProjectRole, TokenKind, TokenOwner, TokenRow,
     UserCredentials, UserRow, UserUpdate,
 };
+pub use lifecycle::{DeleteOutcome, ReleaseState, WorkflowVersionInfo};
 pub use schedule::{NewSchedule, ScheduleRow};
 pub use store::Store;

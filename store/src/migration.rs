@@ -6,6 +6,8 @@ use sea_orm_migration::schema::*;
 
 mod m0002_auth;
 mod m0004_schedules;
+mod m0005_release_state;
+mod m0006_audit;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_auth::M0002Auth),
             Box::new(crate::migration_logs::M0003TaskLogs),
             Box::new(m0004_schedules::M0004Schedules),
+            Box::new(m0005_release_state::M0005ReleaseState),
+            Box::new(m0006_audit::M0006Audit),
         ]
     }
 }

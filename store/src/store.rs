@@ -6,14 +6,17 @@
 //! - `commands`: start commands and API tokens (not fenced)
 //! - `fencing`: the leader epoch and every fenced master write
 //! - `reads`: workflow/task instance queries
+//! - `lifecycle`: versions, release state (online/offline), deletion (not fenced)
 //! - `schedules`: cron schedules and their exactly-once fires (not fenced)
 //! - `convert`: entity ↔ row conversion, error mapping
 
+mod audit;
 mod auth;
 mod commands;
 mod convert;
 mod definitions;
 mod fencing;
+mod lifecycle;
 mod logs;
 mod reads;
 mod schedules;

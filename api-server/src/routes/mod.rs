@@ -6,9 +6,11 @@
 //! `routes!(handler)`, which needs its `#[utoipa::path]`: the OpenAPI
 //! document ([`crate::openapi`]) is built from the same table.
 
+pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod docs;
+pub mod lifecycle;
 pub mod logs;
 pub mod projects;
 pub mod runs;
@@ -98,6 +100,12 @@ pub(crate) fn table() -> Vec<Route> {
         route(Get, "/workflows", Authenticated, Nothing, routes!(projects::list_workflows)),
         route(Post, "/workflows:import", ProjectEdit, ImportBody, routes!(workflows::import)),
         route(Get, "/workflows/{project}/{name}", ProjectView, PathProject, routes!(workflows::get)),
+        route(Delete, "/workflows/{project}/{name}", ProjectEdit, PathProject, routes!(lifecycle::delete)),
+        route(Get, "/workflows/{project}/{name}/versions", ProjectView, PathProject, routes!(lifecycle::versions)),
+        route(Get, "/workflows/{project}/{name}/versions/{version}", ProjectView, PathProject, routes!(lifecycle::get_version)),
+        route(Get, "/workflows/{project}/{name}/versions/{version}/diff/{to}", ProjectView, PathProject, routes!(lifecycle::diff)),
+        route(Post, "/workflows/{project}/{name}/offline", ProjectEdit, PathProject, routes!(lifecycle::offline)),
+        route(Post, "/workflows/{project}/{name}/online", ProjectEdit, PathProject, routes!(lifecycle::online)),
         // Cron schedules of workflows.
         route(Put, "/workflows/{project}/{name}/schedule", ProjectEdit, PathProject, routes!(schedules::put)),
         route(Get, "/workflows/{project}/{name}/schedule", ProjectView, PathProject, routes!(schedules::get)),
@@ -115,6 +123,11 @@ pub(crate) fn table() -> Vec<Route> {
         route(Post, "/runs/{id}/rerun", ProjectOperate, Run, routes!(runs::rerun)),
         route(Post, "/runs/{id}/tasks/{task}/force-success", ProjectOperate, Run, routes!(runs::force_success)),
         route(Get, "/task-instances/{id}/log", ProjectView, TaskInstance, routes!(logs::task_log)),
+        route(Get, "/task-instances/{id}/log/download", ProjectView, TaskInstance, routes!(logs::download)),
+        route(Get, "/task-instances/{id}/log/search", ProjectView, TaskInstance, routes!(logs::search)),
+        route(Get, "/task-instances/{id}/log/follow", ProjectView, TaskInstance, routes!(logs::follow)),
+        // The audit log of mutating calls.
+        route(Get, "/audit", Admin, Nothing, routes!(audit::list)),
         // The cluster's registry.
         route(Get, "/workers", Authenticated, Nothing, routes!(cluster::workers)),
         route(Get, "/masters", Authenticated, Nothing, routes!(cluster::masters)),

@@ -47,6 +47,7 @@ pub struct TriggerResponse {
     responses(
         (status = 200, description = "The START command written", body = TriggerResponse),
         (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
         (status = 422, response = crate::openapi::Invalid),
     ),
 )]
@@ -63,6 +64,11 @@ pub async fn trigger(
             what: "workflow",
             id: format!("{project}/{name}"),
         })?;
+    if state.store.release_state(def.id).await? == Some(orca_store::ReleaseState::Offline) {
+        return Err(ApiError::Conflict(format!(
+            "workflow {project}/{name} is offline: it cannot be triggered; bring it online first (POST /api/v1/workflows/{project}/{name}/online)"
+        )));
+    }
     let def = match req.version {
         Some(v) => state
             .store

@@ -242,12 +242,15 @@ impl WorkerSection {
 pub struct ApiSection {
     /// REST (`/api/v1`, `/health`, `/metrics`) listen address.
     pub listen: SocketAddr,
+    /// Public gRPC API (`orca.v1.OrcaApi`, health, reflection) listen address.
+    pub grpc_listen: SocketAddr,
 }
 
 impl Default for ApiSection {
     fn default() -> Self {
         ApiSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            grpc_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
         }
     }
 }

@@ -104,6 +104,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "REST address (`/api/v1`, `/health`, `/metrics`).",
     ),
     (
+        "api.grpc_listen",
+        "Public gRPC API address (`orca.v1.OrcaApi`, gRPC health, server reflection).",
+    ),
+    (
         "log.level",
         "`tracing` EnvFilter directives, e.g. `info` or `info,orca_master=debug`.",
     ),

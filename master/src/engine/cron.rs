@@ -1,6 +1,7 @@
 //! Cron schedules, fired by the leader.
 //!
-//! The leader re-reads the enabled schedules at every wake-up: when the
+//! The leader re-reads the enabled schedules of online workflows (offline
+//! ones are filtered out by `due_schedules`) at every wake-up: when the
 //! earliest next fire time is due, on every nudge (the API nudges after a
 //! schedule changes) and at least every [`REPLAN_EVERY`]. A due fire time
 //! becomes a START command through [`orca_store::Store::record_fire`], which

@@ -152,8 +152,8 @@ impl Store {
         Ok(res.rows_affected > 0)
     }
 
-    /// Enabled schedules, with their latest fire time: what the leader plans
-    /// its timer from (it decides which fire time is due).
+    /// Enabled schedules of online workflows, with their latest fire time:
+    /// what the leader plans its timer from (it decides which fire time is due).
     pub async fn due_schedules(&self) -> Result<Vec<ScheduleRow>> {
         self.schedules_where(true).await
     }
@@ -161,7 +161,18 @@ impl Store {
     async fn schedules_where(&self, enabled_only: bool) -> Result<Vec<ScheduleRow>> {
         let mut q = schedule::Entity::find().order_by_asc(schedule::Column::Id);
         if enabled_only {
-            q = q.filter(schedule::Column::Enabled.eq(true));
+            // Offline workflows are never started by their schedule.
+            let online = sea_orm::sea_query::Query::select()
+                .column(workflow_definition::Column::Id)
+                .from(workflow_definition::Entity)
+                .and_where(
+                    workflow_definition::Column::ReleaseState
+                        .eq(crate::ReleaseState::Online.as_str()),
+                )
+                .take();
+            q = q
+                .filter(schedule::Column::Enabled.eq(true))
+                .filter(schedule::Column::WorkflowDefinitionId.in_subquery(online));
         }
         let rows = q
             .all(&self.reader)

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Orca's side of the benchmark workloads (issue 5), on this machine.
+
+  W1  40 sequential lightweight Python tasks (fib(10) each)
+  W2  10 sequential long Python tasks (fib(33) each)
+  W3  fan-out/fan-in: 1 -> 100 parallel trivial shell tasks -> 1
+  W4  throughput: 100 runs of a 10-task chain triggered at once
+  W5  per-hop latency (upstream end -> downstream start) over W1
+
+Every figure comes from the task instance timestamps Orca records (worker
+clock, microseconds). Prints one JSON line per workload, then a table.
+Figures are printed, never asserted.
+
+  python3 bench/workloads.py --orca target/release/orca [--runs 3]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+
+def ts(s):
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def chain_yaml(name, n, task):
+    lines = [f"workflow:\n  name: {name}\ntasks:"]
+    for i in range(n):
+        lines.append(f"  - name: t{i:03d}\n    task_type: {task['type']}")
+        key = "definition" if task["type"] == "Python" else "command"
+        lines.append(f"    {key}: {json.dumps(task['code'])}")
+        if i:
+            lines.append(f"    deps: [t{i - 1:03d}]")
+    return "\n".join(lines) + "\n"
+
+
+def fanout_yaml(width):
+    lines = ["workflow:\n  name: w3-fanout\ntasks:", "  - {name: start, task_type: Shell, command: 'true'}"]
+    for i in range(width):
+        lines.append(f"  - {{name: p{i:03d}, task_type: Shell, deps: [start], command: 'true'}}")
+    deps = ", ".join(f"p{i:03d}" for i in range(width))
+    lines.append(f"  - {{name: end, task_type: Shell, deps: [{deps}], command: 'true'}}")
+    return "\n".join(lines) + "\n"
+
+
+FIB = "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\nprint(fib({n}))\n"
+
+
+def run_file(orca, yaml_text, tmp):
+    path = os.path.join(tmp, "wf.yaml")
+    with open(path, "w") as f:
+        f.write(yaml_text)
+    t0 = time.time()
+    out = subprocess.run([orca, "run", path, "--json"], capture_output=True, text=True)
+    wall = time.time() - t0
+    if out.returncode != 0:
+        sys.exit(f"orca run failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout), wall
+
+
+def span(tasks):
+    starts = [ts(t["start_time"]) for t in tasks if t.get("start_time")]
+    ends = [ts(t["end_time"]) for t in tasks if t.get("end_time")]
+    return max(ends) - min(starts)
+
+
+def hops(tasks):
+    ok = sorted((t for t in tasks if t["state"] == "SUCCESS"), key=lambda t: t["task_name"])
+    return [(ts(b["start_time"]) - ts(a["end_time"])) * 1000 for a, b in zip(ok, ok[1:])]
+
+
+def w4(orca, tmp, runs=100, width=10):
+    data = os.path.join(tmp, "w4-data")
+    port = 18700 + os.getpid() % 1000
+    proc = subprocess.Popen(
+        [orca, "standalone", "--data-dir", data, "--http", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        creds = os.path.join(data, "cli.json")
+        deadline = time.time() + 60
+        while not os.path.exists(creds):
+            if time.time() > deadline or proc.poll() is not None:
+                sys.exit("standalone did not start")
+            time.sleep(0.05)
+        token = json.load(open(creds))["token"]
+        base = f"http://127.0.0.1:{port}/api/v1"
+
+        def call(method, path, body=None):
+            req = urllib.request.Request(
+                base + path,
+                method=method,
+                data=None if body is None else json.dumps(body).encode(),
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.load(r)
+
+        yaml_path = os.path.join(tmp, "w4.yaml")
+        with open(yaml_path, "w") as f:
+            f.write(chain_yaml("w4-chain", width, {"type": "Shell", "code": "true"}))
+        env = dict(os.environ, ORCA_DATA_DIR=data)
+        subprocess.run([orca, "apply", "-f", yaml_path, "--server", f"http://127.0.0.1:{port}"],
+                       env=env, check=True, capture_output=True)
+        t0 = time.time()
+        with ThreadPoolExecutor(32) as pool:
+            trig = list(pool.map(lambda _: (time.time(), call("POST", "/workflows/default/w4-chain/runs", {})), range(runs)))
+        ids = []
+        for at, t in trig:
+            while True:
+                c = call("GET", f"/commands/{t['command_id']}")
+                if c.get("workflow_instance_id"):
+                    ids.append((at, c["workflow_instance_id"]))
+                    break
+                time.sleep(0.01)
+        details = []
+        for at, i in ids:
+            while True:
+                d = call("GET", f"/runs/{i}")
+                if d["instance"]["state"] in ("SUCCESS", "FAILURE", "STOP"):
+                    details.append((at, d))
+                    break
+                time.sleep(0.05)
+        tasks = [t for _, d in details for t in d["tasks"]]
+        end = max(ts(t["end_time"]) for t in tasks)
+        first_start = [min(ts(t["start_time"]) for t in d["tasks"]) - at for at, d in details]
+        ok = all(d["instance"]["state"] == "SUCCESS" for _, d in details)
+        return {
+            "tasks": len(tasks),
+            "all_success": ok,
+            "tasks_per_s": len(tasks) / (end - t0),
+            "trigger_to_first_start_p50_ms": pct(first_start, 50) * 1000,
+            "trigger_to_first_start_p99_ms": pct(first_start, 99) * 1000,
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--orca", default="target/release/orca")
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="orca-bench-") as tmp:
+        plans = [
+            ("W1", chain_yaml("w1", 40, {"type": "Python", "code": FIB.format(n=10)})),
+            ("W2", chain_yaml("w2", 10, {"type": "Python", "code": FIB.format(n=33)})),
+            ("W3", fanout_yaml(100)),
+        ]
+        for name, yaml_text in plans:
+            spans, walls, hop_all = [], [], []
+            for _ in range(args.runs):
+                run, wall = run_file(args.orca, yaml_text, tmp)
+                assert run["instance"]["state"] == "SUCCESS", run["instance"]
+                spans.append(span(run["tasks"]))
+                walls.append(wall)
+                if name == "W1":
+                    hop_all.extend(hops(run["tasks"]))
+            r = {"workload": name, "runs": args.runs, "span_s_median": statistics.median(spans),
+                 "span_s_min": min(spans), "span_s_max": max(spans), "wall_s_median": statistics.median(walls)}
+            results.append(r)
+            if name == "W1":
+                results.append({"workload": "W5", "hops": len(hop_all), "hop_p50_ms": pct(hop_all, 50),
+                                "hop_p99_ms": pct(hop_all, 99), "hop_max_ms": max(hop_all)})
+        r = {"workload": "W4"}
+        r.update(w4(args.orca, tmp))
+        results.append(r)
+    for r in results:
+        print(json.dumps(r))
+    print()
+    for r in results:
+        figures = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items() if k != "workload")
+        print(f"{r['workload']:<4} {figures}")
+
+
+if __name__ == "__main__":
+    main()
