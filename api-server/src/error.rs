@@ -82,3 +82,56 @@ impl IntoResponse for ApiError {
             .into_response()
     }
 }
+
+/// Turns error responses that did not come from Orca's own errors — axum's
+/// extractor rejections (malformed JSON, wrong types, a body over the size
+/// limit, a bad path or query parameter, an unknown method) — into RFC 9457
+/// problem+json like every other error, keeping their status and message.
+pub async fn problemize(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "ORCA-API-TOO-LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "ORCA-API-MEDIA-TYPE",
+        StatusCode::METHOD_NOT_ALLOWED => "ORCA-API-METHOD",
+        StatusCode::NOT_FOUND => "ORCA-API-NOT-FOUND",
+        s if s.is_server_error() => "ORCA-API-INTERNAL",
+        _ => "ORCA-API-BAD-REQUEST",
+    };
+    let detail = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    let body = Problem {
+        kind: "about:blank".into(),
+        title: status.canonical_reason().unwrap_or("error").into(),
+        status: status.as_u16(),
+        detail,
+        code: code.into(),
+    };
+    let mut out = (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+        .into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -45,10 +45,12 @@ pub struct AppState {
 /// is authenticated and authorised by its rule in the route table
 /// ([`routes::route_permissions`]).
 pub fn router(state: AppState) -> Router {
-    let api = routes::api_routes(&state).layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        audit::record,
-    ));
+    let api = routes::api_routes(&state)
+        .layer(axum::middleware::map_response(error::problemize))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ));
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/metrics", get(metrics))

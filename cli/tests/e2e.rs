@@ -614,3 +614,103 @@ tasks:
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_write_endpoints_is_problem_json_never_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}/api/v1{p}", s.url);
+    let cases: Vec<(reqwest::Method, String, Option<Vec<u8>>, &str)> = vec![
+        (
+            reqwest::Method::POST,
+            url("/workflows"),
+            Some(b"{not json".to_vec()),
+            "malformed JSON",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/workflows"),
+            Some(br#"{"spec": {"name": 5}}"#.to_vec()),
+            "wrong types",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/workflows"),
+            Some(vec![b' '; 3 * 1024 * 1024]),
+            "oversized body",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/workflows"),
+            Some(
+                br#"{"spec": {"name": "cyc", "tasks": [
+                    {"name": "a", "task_type": "SHELL", "script": "true", "deps": ["b"]},
+                    {"name": "b", "task_type": "SHELL", "script": "true", "deps": ["a"]}]}}"#
+                    .to_vec(),
+            ),
+            "a cycle",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/runs/987654/stop"),
+            None,
+            "an unknown run",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/runs/not-a-number/stop"),
+            None,
+            "a bad id",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/workflows/default/nope/runs"),
+            Some(b"{}".to_vec()),
+            "an unknown workflow",
+        ),
+        (
+            reqwest::Method::POST,
+            url("/workflows:import"),
+            Some(br#"{"format": "dolphinscheduler-json", "content": "[{]"}"#.to_vec()),
+            "a broken import",
+        ),
+    ];
+    for (method, u, body, what) in cases {
+        let mut req = http
+            .request(method, &u)
+            .bearer_auth(&s.token)
+            .header("content-type", "application/json");
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let text = resp.text().await.unwrap();
+        assert!(status.is_client_error(), "{what}: {status} {text}");
+        assert!(
+            ctype.starts_with("application/problem+json"),
+            "{what}: {ctype} {text}"
+        );
+        let p: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            p["code"].as_str().unwrap().starts_with("ORCA-"),
+            "{what}: {p}"
+        );
+        assert_eq!(
+            p["status"].as_u64(),
+            Some(u64::from(status.as_u16())),
+            "{what}"
+        );
+    }
+    // The server is still fine.
+    let c = client(&s);
+    assert!(c.run(987654).await.unwrap_err().to_string().contains("404"));
+    s.shutdown().await;
+}
