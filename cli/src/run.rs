@@ -137,7 +137,7 @@ async fn run_named(args: RunArgs, json: bool) -> anyhow::Result<ExitCode> {
 /// `orca run FILE`: applies and runs it, on `--server` or on an ephemeral
 /// standalone, and waits.
 async fn run_file(args: RunArgs, file: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
-    let spec = match orca_common::workflow::parse_workflow_file(&file) {
+    let mut spec = match orca_common::workflow::parse_workflow_file(&file) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -182,6 +182,9 @@ async fn run_file(args: RunArgs, file: PathBuf, json: bool) -> anyhow::Result<Ex
                 python: args.python.clone(),
             })
             .await?;
+            // One run, now: an ephemeral standalone does not keep the
+            // file's cron schedule (a server does, when the file is applied).
+            spec.schedule = None;
             (Client::new(&s.url, &s.token), Some(s))
         }
     };

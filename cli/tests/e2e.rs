@@ -714,3 +714,50 @@ async fn bad_input_on_write_endpoints_is_problem_json_never_a_crash() {
     assert!(c.run(987654).await.unwrap_err().to_string().contains("404"));
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_in_the_workflow_file_fires_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let yaml = r#"
+workflow: {name: every-second, schedule: "* * * * * ? *"}
+tasks:
+  - {name: tick, task_type: Shell, command: "echo tick"}
+"#;
+    let spec = parse(yaml);
+    c.apply(&spec, yaml).await.unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let runs = loop {
+        let runs: Vec<orca_store::WorkflowInstanceRow> = reqwest::Client::new()
+            .get(format!("{}/api/v1/runs", s.url))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if runs
+            .iter()
+            .filter(|r| r.state == WorkflowState::Success)
+            .count()
+            >= 2
+        {
+            break runs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule never fired twice: {runs:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for r in &runs {
+        assert_eq!(
+            r.schedule_time.timestamp_subsec_millis(),
+            0,
+            "fires on whole seconds: {r:?}"
+        );
+    }
+    s.shutdown().await;
+}

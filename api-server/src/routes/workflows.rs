@@ -55,7 +55,34 @@ pub async fn apply(
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     orca_common::workflow::validate_spec(&req.spec)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    // A `schedule:` in the workflow file schedules it (UTC; the schedule
+    // endpoints set a time zone, start/end, or disable it).
+    if let Some(cron) = &req.spec.schedule {
+        orca_common::cron::CronSchedule::parse(cron, "UTC")
+            .map_err(|e| ApiError::Invalid(format!("workflow.schedule {cron:?}: {e}")))?;
+    }
     let row = state.store.save_workflow(&req.spec, &req.source).await?;
+    if let Some(cron) = &req.spec.schedule {
+        let existing = state.store.schedule(row.id).await?;
+        if existing.as_ref().is_none_or(|s| s.cron != *cron) {
+            state
+                .store
+                .upsert_schedule(&orca_store::NewSchedule {
+                    workflow_definition_id: row.id,
+                    cron: cron.clone(),
+                    timezone: existing
+                        .as_ref()
+                        .map(|s| s.timezone.clone())
+                        .unwrap_or_else(|| "UTC".into()),
+                    start_time: existing.as_ref().and_then(|s| s.start_time),
+                    end_time: existing.as_ref().and_then(|s| s.end_time),
+                    enabled: true,
+                    params: existing.map(|s| s.params).unwrap_or_default(),
+                })
+                .await?;
+            (state.nudge)();
+        }
+    }
     Ok(Json(WorkflowSummary::from(&row)))
 }
 
