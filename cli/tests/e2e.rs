@@ -761,3 +761,52 @@ tasks:
     }
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_starts_one_run_however_often_it_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let yaml = "workflow: {name: once}\ntasks:\n  - {name: t, task_type: Shell, command: 'true'}\n";
+    c.apply(&parse(yaml), yaml).await.unwrap();
+    let http = reqwest::Client::new();
+    let trigger = |key: &'static str| {
+        let req = http
+            .post(format!("{}/api/v1/workflows/default/once/runs", s.url))
+            .bearer_auth(&s.token)
+            .header("Idempotency-Key", key)
+            .json(&serde_json::json!({}));
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            (status, resp.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    // The same key, sent at once and again later: one command, one run.
+    let (a, b) = tokio::join!(trigger("retry-1"), trigger("retry-1"));
+    let (_, c3) = trigger("retry-1").await;
+    assert!(a.0.is_success() && b.0.is_success(), "{a:?} {b:?}");
+    assert_eq!(a.1["command_id"], b.1["command_id"]);
+    assert_eq!(a.1["command_id"], c3["command_id"]);
+    assert_eq!(c3["replayed"], true);
+    let (_, other) = trigger("retry-2").await;
+    assert_ne!(
+        other["command_id"], a.1["command_id"],
+        "another key is another run"
+    );
+    let (status, bad) = trigger("has space").await;
+    assert_eq!(status.as_u16(), 422, "{bad}");
+    let run = instance_of(&c, a.1["command_id"].as_i64().unwrap()).await;
+    assert_eq!(finish(&c, run).await.instance.state, WorkflowState::Success);
+    let runs: Vec<serde_json::Value> = http
+        .get(format!("{}/api/v1/runs", s.url))
+        .bearer_auth(&s.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2, "one run per key: {runs:#?}");
+    s.shutdown().await;
+}

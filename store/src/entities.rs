@@ -139,6 +139,8 @@ pub mod command {
         /// `CommandOptions` as JSON text.
         #[sea_orm(column_type = "Text")]
         pub options: String,
+        /// The client's `Idempotency-Key` of a START command (m0007).
+        pub idempotency_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -8,6 +8,7 @@ mod m0002_auth;
 mod m0004_schedules;
 mod m0005_release_state;
 mod m0006_audit;
+mod m0007_idempotency;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_schedules::M0004Schedules),
             Box::new(m0005_release_state::M0005ReleaseState),
             Box::new(m0006_audit::M0006Audit),
+            Box::new(m0007_idempotency::M0007Idempotency),
         ]
     }
 }

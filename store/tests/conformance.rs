@@ -54,7 +54,41 @@ conformance!(
     api_tokens,
     corrupt_rows_are_reported_by_name,
     task_logs_are_stored_and_replaced,
+    idempotency_keys_give_one_command,
 );
+
+async fn idempotency_keys_give_one_command(db: &TestDb) {
+    let store = db.connect().await;
+    let def = store.save_workflow(&spec("p", "wf"), "yaml").await.unwrap();
+    let cmd = || orca_store::NewCommand {
+        kind: orca_store::CommandKind::Start,
+        target_instance_id: None,
+        options: Default::default(),
+        workflow_definition_id: def.id,
+        version: def.version,
+        params: BTreeMap::new(),
+        schedule_time: t(1),
+    };
+    let (a, b, c) = tokio::join!(
+        store.insert_command_idempotent(cmd(), "k1"),
+        store.insert_command_idempotent(cmd(), "k1"),
+        store.insert_command_idempotent(cmd(), "k1"),
+    );
+    let all = [a.unwrap(), b.unwrap(), c.unwrap()];
+    assert!(all.iter().all(|(row, _)| row.id == all[0].0.id), "{all:?}");
+    assert_eq!(
+        all.iter().filter(|(_, replayed)| !replayed).count(),
+        1,
+        "{all:?}"
+    );
+    let (other, replayed) = store.insert_command_idempotent(cmd(), "k2").await.unwrap();
+    assert!(!replayed);
+    assert_ne!(other.id, all[0].0.id);
+    // Commands without a key never collide.
+    store.insert_command(cmd()).await.unwrap();
+    store.insert_command(cmd()).await.unwrap();
+    assert_eq!(store.pending_commands(10).await.unwrap().len(), 4);
+}
 
 async fn task_logs_are_stored_and_replaced(db: &TestDb) {
     let store = db.connect().await;

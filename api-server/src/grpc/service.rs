@@ -141,7 +141,13 @@ impl OrcaApi for GrpcApi {
             version: r.version,
             start_tasks: r.start_tasks,
         };
-        let Json(t) = runs::trigger(self.state(), Path((r.project, r.name)), Json(body)).await?;
+        let Json(t) = runs::trigger(
+            self.state(),
+            Path((r.project, r.name)),
+            axum::http::HeaderMap::new(),
+            Json(body),
+        )
+        .await?;
         Ok(Response::new(convert::triggered(t)))
     }
 

@@ -34,7 +34,14 @@ pub struct TriggerResponse {
     pub command_id: i64,
     pub workflow_definition_id: i64,
     pub version: i32,
+    /// True when an earlier request with the same `Idempotency-Key` already
+    /// started this run (nothing new was started).
+    #[serde(default)]
+    pub replayed: bool,
 }
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 200;
 
 /// `POST /workflows/{project}/{name}/runs`: asks for a run (a START command).
 #[utoipa::path(
@@ -42,7 +49,11 @@ pub struct TriggerResponse {
     path = "/workflows/{project}/{name}/runs",
     tag = "runs",
     operation_id = "trigger_run",
-    params(("project" = String, Path, description = "Project name"), ("name" = String, Path, description = "Workflow name")),
+    params(
+        ("project" = String, Path, description = "Project name"),
+        ("name" = String, Path, description = "Workflow name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe trigger: a later request with the same key for the same workflow returns the first run's command instead of starting another (at most 200 printable ASCII characters)"),
+    ),
     request_body = TriggerRequest,
     responses(
         (status = 200, description = "The START command written", body = TriggerResponse),
@@ -54,8 +65,24 @@ pub struct TriggerResponse {
 pub async fn trigger(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     Json(req): Json<TriggerRequest>,
 ) -> Result<Json<TriggerResponse>, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().map(str::trim).unwrap_or("");
+            if k.is_empty()
+                || k.len() > MAX_IDEMPOTENCY_KEY
+                || !k.chars().all(|c| c.is_ascii_graphic())
+            {
+                return Err(ApiError::Invalid(format!(
+                    "Idempotency-Key: use 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces"
+                )));
+            }
+            Some(k.to_string())
+        }
+    };
     let def = state
         .store
         .workflow(&project, &name)
@@ -93,27 +120,31 @@ pub async fn trigger(
             "start_tasks: {unknown:?} are not tasks of {project}/{name} v{version}; its tasks are {known:?}"
         )));
     }
-    let cmd = state
-        .store
-        .insert_command(NewCommand {
-            kind: CommandKind::Start,
-            target_instance_id: None,
-            options: CommandOptions {
-                start_tasks: req.start_tasks,
-                scope: req.scope,
-                task: None,
-            },
-            workflow_definition_id: def.id,
-            version,
-            params: req.params,
-            schedule_time: chrono::Utc::now(),
-        })
-        .await?;
-    (state.nudge)();
-    Ok(Json(TriggerResponse {
-        command_id: cmd.id,
+    let new = NewCommand {
+        kind: CommandKind::Start,
+        target_instance_id: None,
+        options: CommandOptions {
+            start_tasks: req.start_tasks,
+            scope: req.scope,
+            task: None,
+        },
         workflow_definition_id: def.id,
         version,
+        params: req.params,
+        schedule_time: chrono::Utc::now(),
+    };
+    let (cmd, replayed) = match &key {
+        Some(k) => state.store.insert_command_idempotent(new, k).await?,
+        None => (state.store.insert_command(new).await?, false),
+    };
+    if !replayed {
+        (state.nudge)();
+    }
+    Ok(Json(TriggerResponse {
+        command_id: cmd.id,
+        workflow_definition_id: cmd.workflow_definition_id,
+        version: cmd.version,
+        replayed,
     }))
 }
 
@@ -428,5 +459,6 @@ pub async fn rerun(
         command_id: cmd.id,
         workflow_definition_id: instance.workflow_definition_id,
         version: instance.version,
+        replayed: false,
     }))
 }

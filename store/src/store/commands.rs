@@ -14,6 +14,43 @@ use crate::{CommandRow, NewCommand, Result};
 impl Store {
     /// Stores a command (start a workflow instance, or stop one).
     pub async fn insert_command(&self, cmd: NewCommand) -> Result<CommandRow> {
+        self.insert_command_keyed(cmd, None).await
+    }
+
+    /// Stores a START command under the client's idempotency key: the first
+    /// call with a key writes it; later calls with the same key for the same
+    /// workflow (also concurrent ones) get that command back. Returns the
+    /// command and whether it already existed.
+    pub async fn insert_command_idempotent(
+        &self,
+        cmd: NewCommand,
+        key: &str,
+    ) -> Result<(CommandRow, bool)> {
+        const OP: &str = "insert idempotent command";
+        let find = || async {
+            command::Entity::find()
+                .filter(command::Column::WorkflowDefinitionId.eq(cmd.workflow_definition_id))
+                .filter(command::Column::IdempotencyKey.eq(key))
+                .one(&self.writer)
+                .await
+                .map_err(db_err(OP))?
+                .map(command_row)
+                .transpose()
+        };
+        if let Some(existing) = find().await? {
+            return Ok((existing, true));
+        }
+        match self.insert_command_keyed(cmd.clone(), Some(key)).await {
+            Ok(row) => Ok((row, false)),
+            // Lost a race with the same key: the winner's command stands.
+            Err(e) => match find().await? {
+                Some(existing) => Ok((existing, true)),
+                None => Err(e),
+            },
+        }
+    }
+
+    async fn insert_command_keyed(&self, cmd: NewCommand, key: Option<&str>) -> Result<CommandRow> {
         const OP: &str = "insert command";
         let created_at = now();
         let schedule_time = ts(cmd.schedule_time);
@@ -27,6 +64,7 @@ impl Store {
             workflow_instance_id: Set(cmd.target_instance_id),
             consumed_at: Set(None),
             options: Set(to_json("command options", &cmd.options)?),
+            idempotency_key: Set(key.map(str::to_string)),
             ..Default::default()
         })
         .exec(&self.writer)
