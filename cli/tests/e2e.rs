@@ -810,3 +810,58 @@ async fn an_idempotency_key_starts_one_run_however_often_it_is_sent() {
     assert_eq!(runs.len(), 2, "one run per key: {runs:#?}");
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_list_filters_and_pages_with_a_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let ok = "workflow: {name: ok}\ntasks:\n  - {name: t, task_type: Shell, command: 'true'}\n";
+    let bad = "workflow: {name: bad}\ntasks:\n  - {name: t, task_type: Shell, command: 'exit 1'}\n";
+    let mut ids = Vec::new();
+    for yaml in [ok, bad, ok, bad, ok] {
+        let id = start(&c, yaml, &[]).await;
+        finish(&c, id).await;
+        ids.push(id);
+    }
+    let http = reqwest::Client::new();
+    let list = |query: &str| {
+        let req = http
+            .get(format!("{}/api/v1/runs?{query}", s.url))
+            .bearer_auth(&s.token);
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let ids_of = |v: &serde_json::Value| -> Vec<i64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, all) = list("limit=10").await;
+    assert_eq!(ids_of(&all), ids.iter().rev().copied().collect::<Vec<_>>());
+    let (_, failed) = list("state=failure").await;
+    assert_eq!(ids_of(&failed), vec![ids[3], ids[1]]);
+    let (_, ok_runs) = list("workflow=ok&limit=2").await;
+    assert_eq!(ids_of(&ok_runs), vec![ids[4], ids[2]]);
+    let (_, next) = list(&format!("workflow=ok&limit=2&before_id={}", ids[2])).await;
+    assert_eq!(
+        ids_of(&next),
+        vec![ids[0]],
+        "the cursor continues where the page ended"
+    );
+    let (_, none) = list("since=2999-01-01T00:00:00Z").await;
+    assert!(ids_of(&none).is_empty());
+    let (status, problem) = list("state=sleeping").await;
+    assert_eq!(status.as_u16(), 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("state"),
+        "{problem}"
+    );
+    s.shutdown().await;
+}

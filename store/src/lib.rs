@@ -269,6 +269,22 @@ pub enum Write {
     },
 }
 
+/// Which runs `Store::list_runs` returns (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    /// Only runs of these projects; `None`: all.
+    pub projects: Option<Vec<String>>,
+    pub project: Option<String>,
+    pub workflow: Option<String>,
+    pub state: Option<WorkflowState>,
+    /// Cursor: only runs with a smaller id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Only runs started at or after / before these times.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u64,
+}
+
 /// The stored log of a finished attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskLogRow {

@@ -171,23 +171,10 @@ impl OrcaApi for GrpcApi {
             0 => DEFAULT_LIST,
             n => n.min(MAX_LIST),
         };
-        let fetch = if r.before_id.is_some() {
-            MAX_LIST
-        } else {
-            limit
-        };
-        let Json(rows) = projects::list_runs(
-            self.state(),
-            caller,
-            Query(runs::ListQuery { limit: fetch }),
-        )
-        .await?;
-        let runs = rows
-            .into_iter()
-            .filter(|row| r.before_id.is_none_or(|b| row.id < b))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
-            .map(convert::run)
-            .collect();
+        let mut query = runs::ListQuery::first(limit);
+        query.before_id = r.before_id;
+        let Json(rows) = projects::list_runs(self.state(), caller, Query(query)).await?;
+        let runs = rows.into_iter().map(convert::run).collect();
         Ok(Response::new(pb::ListRunsResponse { runs }))
     }
 

@@ -249,21 +249,30 @@ pub async fn list_workflows(
         (status = 200, description = "The newest runs, newest first", body = Vec<WorkflowInstanceRow>),
     ),
 )]
-/// `GET /runs?limit=N`: the newest runs of the projects the caller can view.
+/// `GET /runs`: runs of the projects the caller can view, newest first,
+/// filtered by state/project/workflow/start time, paged with `before_id`.
 pub async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Vec<WorkflowInstanceRow>>, AuthError> {
-    let limit = q.limit.min(1000);
-    let rows = if caller.user.admin {
-        state.store.list_workflow_instances(limit).await?
-    } else {
-        let projects: Vec<String> = caller.roles.keys().cloned().collect();
-        state
-            .store
-            .list_workflow_instances_in(&projects, limit)
-            .await?
+    let state_filter = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(s.to_ascii_uppercase().parse::<orca_common::WorkflowState>().map_err(|_| {
+            AuthError::from(crate::error::ApiError::Invalid(format!(
+                "state: {s:?} is not a run state; use RUNNING, SUCCESS, FAILURE, STOP or PAUSE"
+            )))
+        })?),
     };
-    Ok(Json(rows))
+    let filter = orca_store::RunFilter {
+        projects: (!caller.user.admin).then(|| caller.roles.keys().cloned().collect()),
+        project: q.project,
+        workflow: q.workflow,
+        state: state_filter,
+        before_id: q.before_id,
+        since: q.since,
+        until: q.until,
+        limit: q.limit.clamp(1, 1000),
+    };
+    Ok(Json(state.store.list_runs(&filter).await?))
 }

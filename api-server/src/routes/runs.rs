@@ -174,8 +174,41 @@ pub async fn command(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size (at most 1000).
     #[serde(default = "default_limit")]
     pub limit: u64,
+    /// Cursor: runs with an id below this (the last id of the previous page).
+    #[serde(default)]
+    pub before_id: Option<i64>,
+    /// RUNNING, SUCCESS, FAILURE, STOP or PAUSE.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+    /// Workflow name.
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// Started at or after this time (RFC 3339).
+    #[serde(default)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Started before this time (RFC 3339).
+    #[serde(default)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ListQuery {
+    /// A first page of `limit` runs, no filter.
+    pub fn first(limit: u64) -> Self {
+        ListQuery {
+            limit,
+            before_id: None,
+            state: None,
+            project: None,
+            workflow: None,
+            since: None,
+            until: None,
+        }
+    }
 }
 
 fn default_limit() -> u64 {

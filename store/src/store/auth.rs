@@ -534,6 +534,43 @@ impl Store {
     }
 
     /// The newest `limit` runs of these projects, newest first.
+    /// Runs matching `filter`, newest first (cursor: `before_id`).
+    pub async fn list_runs(&self, filter: &crate::RunFilter) -> Result<Vec<WorkflowInstanceRow>> {
+        let mut q = workflow_instance::Entity::find();
+        if let Some(projects) = &filter.projects {
+            if projects.is_empty() {
+                return Ok(Vec::new());
+            }
+            q = q.filter(workflow_instance::Column::Project.is_in(projects.iter().cloned()));
+        }
+        if let Some(p) = &filter.project {
+            q = q.filter(workflow_instance::Column::Project.eq(p.clone()));
+        }
+        if let Some(w) = &filter.workflow {
+            q = q.filter(workflow_instance::Column::Name.eq(w.clone()));
+        }
+        if let Some(s) = filter.state {
+            q = q.filter(workflow_instance::Column::State.eq(s.as_str()));
+        }
+        if let Some(b) = filter.before_id {
+            q = q.filter(workflow_instance::Column::Id.lt(b));
+        }
+        if let Some(t) = filter.since {
+            q = q.filter(workflow_instance::Column::StartTime.gte(t));
+        }
+        if let Some(t) = filter.until {
+            q = q.filter(workflow_instance::Column::StartTime.lt(t));
+        }
+        q.order_by_desc(workflow_instance::Column::Id)
+            .limit(filter.limit)
+            .all(&self.reader)
+            .await
+            .map_err(db_err("list runs"))?
+            .into_iter()
+            .map(workflow_instance_row)
+            .collect()
+    }
+
     pub async fn list_workflow_instances_in(
         &self,
         projects: &[String],
