@@ -338,6 +338,7 @@ impl World {
                 ),
             })),
             (Verb::Post, "/workflows/{project}/{name}/runs") => Some(json!({})),
+            (Verb::Post, "/runs:bulk") => Some(json!({"op": "pause", "ids": []})),
             (Verb::Put, "/workflows/{project}/{name}/schedule") => {
                 Some(json!({"cron": "0 0 2 * * ? *", "timezone": "UTC"}))
             }
@@ -881,6 +882,7 @@ fn the_route_table_declares_the_intended_permissions() {
         (Get, "/commands/{id}", ProjectView),
         (Get, "/runs", Authenticated),
         (Get, "/runs/{id}", ProjectView),
+        (Post, "/runs:bulk", Authenticated),
         (Post, "/runs/{id}/stop", ProjectOperate),
         (Post, "/runs/{id}/pause", ProjectOperate),
         (Post, "/runs/{id}/resume", ProjectOperate),

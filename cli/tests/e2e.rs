@@ -865,3 +865,48 @@ async fn runs_list_filters_and_pages_with_a_cursor() {
     );
     s.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_operations_report_each_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let long =
+        "workflow: {name: long}\ntasks:\n  - {name: t, task_type: Shell, command: 'sleep 60'}\n";
+    let quick =
+        "workflow: {name: quick}\ntasks:\n  - {name: t, task_type: Shell, command: 'true'}\n";
+    let running = start(&c, long, &[]).await;
+    let done = start(&c, quick, &[]).await;
+    finish(&c, done).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs:bulk", s.url))
+        .bearer_auth(&s.token)
+        .json(&serde_json::json!({"op": "stop", "ids": [running, done, 424242]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let items: Vec<serde_json::Value> = resp.json().await.unwrap();
+    let statuses: Vec<u64> = items
+        .iter()
+        .map(|i| i["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, vec![200, 409, 404], "{items:#?}");
+    assert!(
+        items[1]["detail"].as_str().unwrap().contains("finished"),
+        "{items:#?}"
+    );
+    assert_eq!(
+        finish(&c, running).await.instance.state,
+        WorkflowState::Stop
+    );
+    let bad = reqwest::Client::new()
+        .post(format!("{}/api/v1/runs:bulk", s.url))
+        .bearer_auth(&s.token)
+        .json(&serde_json::json!({"op": "explode", "ids": [running]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+    s.shutdown().await;
+}

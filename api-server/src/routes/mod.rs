@@ -115,6 +115,8 @@ pub(crate) fn table() -> Vec<Route> {
         route(Post, "/workflows/{project}/{name}/runs", ProjectOperate, PathProject, routes!(runs::trigger)),
         route(Get, "/commands/{id}", ProjectView, Command, routes!(runs::command)),
         route(Get, "/runs", Authenticated, Nothing, routes!(projects::list_runs)),
+        // Per-run authorisation inside (each id may be in another project).
+        route(Post, "/runs:bulk", Authenticated, Nothing, routes!(runs::bulk)),
         route(Get, "/runs/{id}", ProjectView, Run, routes!(runs::get)),
         route(Post, "/runs/{id}/stop", ProjectOperate, Run, routes!(runs::stop)),
         route(Post, "/runs/{id}/pause", ProjectOperate, Run, routes!(runs::pause)),

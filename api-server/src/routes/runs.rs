@@ -495,3 +495,116 @@ pub async fn rerun(
         replayed: false,
     }))
 }
+
+/// Body of `POST /runs:bulk`.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct BulkRequest {
+    /// `stop`, `pause`, `resume` or `recover-failed`.
+    pub op: String,
+    /// Run ids (at most 1000).
+    pub ids: Vec<i64>,
+}
+
+/// The outcome of a bulk operation on one run.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct BulkItem {
+    pub id: i64,
+    /// As the single-run operation would have answered (200, 403, 404, 409).
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// `POST /runs:bulk`: one operation on many runs. Each run is authorised and
+/// checked on its own (operator of its project); the answer lists every
+/// run's outcome, so one refusal does not stop the others.
+#[utoipa::path(
+    post,
+    path = "/runs:bulk",
+    tag = "runs",
+    operation_id = "bulk_run_operation",
+    request_body = BulkRequest,
+    responses(
+        (status = 200, description = "The outcome per run, in request order", body = Vec<BulkItem>),
+        (status = 422, response = crate::openapi::Invalid),
+    ),
+)]
+pub async fn bulk(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    Json(req): Json<BulkRequest>,
+) -> Result<Json<Vec<BulkItem>>, ApiError> {
+    use axum::response::IntoResponse;
+    let kind = match req.op.as_str() {
+        "stop" | "pause" | "resume" | "recover-failed" => req.op.clone(),
+        other => {
+            return Err(ApiError::Invalid(format!(
+                "op: {other:?} is not a bulk operation; use stop, pause, resume or recover-failed"
+            )));
+        }
+    };
+    if req.ids.len() > 1000 {
+        return Err(ApiError::Invalid(format!(
+            "ids: {} runs in one request; at most 1000",
+            req.ids.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(req.ids.len());
+    for id in req.ids {
+        let allowed = match state.store.project_of_run(id).await? {
+            None => Err(ApiError::NotFound {
+                what: "run",
+                id: id.to_string(),
+            }
+            .into_response()),
+            Some(project) => crate::authz::require(
+                &caller,
+                orca_store::ProjectRole::Operator,
+                &project,
+                ApiError::NotFound {
+                    what: "run",
+                    id: id.to_string(),
+                },
+            )
+            .map_err(|e| e.into_response()),
+        };
+        let result = match allowed {
+            Err(resp) => Err(resp),
+            Ok(()) => {
+                let done = match kind.as_str() {
+                    "stop" => stop(State(state.clone()), Path(id)).await,
+                    "pause" => pause(State(state.clone()), Path(id)).await,
+                    "resume" => resume(State(state.clone()), Path(id)).await,
+                    _ => recover_failed(State(state.clone()), Path(id)).await,
+                };
+                done.map_err(|e| e.into_response())
+            }
+        };
+        out.push(match result {
+            Ok(Json(cmd)) => BulkItem {
+                id,
+                status: 200,
+                command_id: Some(cmd.id),
+                detail: None,
+            },
+            Err(resp) => {
+                let status = resp.status().as_u16();
+                let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+                    .await
+                    .unwrap_or_default();
+                let detail = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["detail"].as_str().map(str::to_string));
+                BulkItem {
+                    id,
+                    status,
+                    command_id: None,
+                    detail,
+                }
+            }
+        });
+    }
+    Ok(Json(out))
+}
