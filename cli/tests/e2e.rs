@@ -684,7 +684,15 @@ async fn bad_input_on_write_endpoints_is_problem_json_never_a_crash() {
         if let Some(b) = body {
             req = req.body(b);
         }
-        let resp = req.send().await.unwrap();
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // The server may answer 413 and close before the client has
+            // written the whole oversized body: the upload breaks (EPIPE /
+            // reset) — a refusal too. The server must still be fine (checked
+            // after the loop).
+            Err(e) if what == "oversized body" && e.is_request() => continue,
+            Err(e) => panic!("{what}: {e}"),
+        };
         let status = resp.status();
         let ctype = resp
             .headers()
