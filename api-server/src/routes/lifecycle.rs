@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::routes::workflows::current_workflow;
 
 /// `GET /workflows/{project}/{name}/versions`.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
@@ -86,21 +87,6 @@ pub struct DeleteWorkflowResponse {
     pub deleted_runs: usize,
 }
 
-async fn current(
-    state: &AppState,
-    project: &str,
-    name: &str,
-) -> Result<WorkflowDefinitionRow, ApiError> {
-    state
-        .store
-        .workflow(project, name)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: "workflow",
-            id: format!("{project}/{name}"),
-        })
-}
-
 async fn version(
     state: &AppState,
     def: &WorkflowDefinitionRow,
@@ -135,7 +121,7 @@ pub async fn versions(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
 ) -> Result<Json<WorkflowVersions>, ApiError> {
-    let def = current(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     let release_state = state.store.release_state(def.id).await?.unwrap_or_default();
     let versions = state.store.workflow_versions(def.id).await?;
     Ok(Json(WorkflowVersions {
@@ -168,7 +154,7 @@ pub async fn get_version(
     State(state): State<AppState>,
     Path((project, name, v)): Path<(String, String, i32)>,
 ) -> Result<Json<WorkflowDefinitionRow>, ApiError> {
-    let def = current(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     Ok(Json(version(&state, &def, v).await?))
 }
 
@@ -194,7 +180,7 @@ pub async fn diff(
     State(state): State<AppState>,
     Path((project, name, from, to)): Path<(String, String, i32, i32)>,
 ) -> Result<Json<WorkflowDiff>, ApiError> {
-    let def = current(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     let old = version(&state, &def, from).await?;
     let new = version(&state, &def, to).await?;
     diff_versions(&old, &new).map(Json)
@@ -297,7 +283,7 @@ async fn set_state(
     name: &str,
     release_state: ReleaseState,
 ) -> Result<ReleaseStateResponse, ApiError> {
-    let def = current(state, project, name).await?;
+    let def = current_workflow(state, project, name).await?;
     if !state.store.set_release_state(def.id, release_state).await? {
         return Err(ApiError::NotFound {
             what: "workflow",
@@ -386,7 +372,7 @@ pub async fn delete(
     Path((project, name)): Path<(String, String)>,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Json<DeleteWorkflowResponse>, ApiError> {
-    let def = current(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     match state.store.delete_workflow(def.id, q.force).await? {
         DeleteOutcome::Deleted { instances } => {
             // The leader drops the deleted schedule on its next look.

@@ -83,14 +83,7 @@ pub async fn trigger(
             Some(k.to_string())
         }
     };
-    let def = state
-        .store
-        .workflow(&project, &name)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: "workflow",
-            id: format!("{project}/{name}"),
-        })?;
+    let def = crate::routes::workflows::current_workflow(&state, &project, &name).await?;
     if state.store.release_state(def.id).await? == Some(orca_store::ReleaseState::Offline) {
         return Err(ApiError::Conflict(format!(
             "workflow {project}/{name} is offline: it cannot be triggered; bring it online first (POST /api/v1/workflows/{project}/{name}/online)"

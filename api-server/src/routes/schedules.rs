@@ -8,11 +8,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use orca_common::cron::CronSchedule;
-use orca_store::{NewSchedule, ScheduleRow, WorkflowDefinitionRow};
+use orca_store::{NewSchedule, ScheduleRow};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::routes::workflows::current_workflow;
 
 /// Most fire times one preview lists.
 const MAX_PREVIEW: usize = 100;
@@ -65,21 +66,6 @@ pub struct SchedulePreview {
     pub next_fire_times: Vec<DateTime<Utc>>,
 }
 
-async fn workflow(
-    state: &AppState,
-    project: &str,
-    name: &str,
-) -> Result<WorkflowDefinitionRow, ApiError> {
-    state
-        .store
-        .workflow(project, name)
-        .await?
-        .ok_or(ApiError::NotFound {
-            what: "workflow",
-            id: format!("{project}/{name}"),
-        })
-}
-
 fn parse(cron: &str, timezone: &str) -> Result<CronSchedule, ApiError> {
     CronSchedule::parse(cron, timezone)
         .map_err(|e| ApiError::Invalid(format!("field `{}`: {e}", e.field())))
@@ -104,7 +90,7 @@ pub async fn put(
     Path((project, name)): Path<(String, String)>,
     Json(req): Json<ScheduleRequest>,
 ) -> Result<Json<ScheduleRow>, ApiError> {
-    let def = workflow(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     parse(&req.cron, &req.timezone)?;
     if let (Some(start), Some(end)) = (req.start_time, req.end_time)
         && end < start
@@ -146,7 +132,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
 ) -> Result<Json<ScheduleRow>, ApiError> {
-    let def = workflow(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     let row = state
         .store
         .schedule(def.id)
@@ -174,7 +160,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let def = workflow(&state, &project, &name).await?;
+    let def = current_workflow(&state, &project, &name).await?;
     if state.store.delete_schedule(def.id).await? {
         (state.nudge)();
     }

@@ -107,15 +107,23 @@ pub async fn get(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
 ) -> Result<Json<orca_store::WorkflowDefinitionRow>, ApiError> {
-    let row = state
+    Ok(Json(current_workflow(&state, &project, &name).await?))
+}
+
+/// The current version of workflow `project/name`, or 404 naming it.
+pub(crate) async fn current_workflow(
+    state: &AppState,
+    project: &str,
+    name: &str,
+) -> Result<orca_store::WorkflowDefinitionRow, ApiError> {
+    state
         .store
-        .workflow(&project, &name)
+        .workflow(project, name)
         .await?
         .ok_or(ApiError::NotFound {
             what: "workflow",
             id: format!("{project}/{name}"),
-        })?;
-    Ok(Json(row))
+        })
 }
 
 /// Body of `POST /workflows:import`.
