@@ -14,6 +14,15 @@ use crate::engine::EngineHandle;
 /// The engine of this master while it leads; `None` on a standby.
 pub type LeaderSlot = Arc<RwLock<Option<EngineHandle>>>;
 
+/// Wakes the engine if this master leads (no-op on a standby).
+pub(crate) fn nudge_leader(slot: &LeaderSlot) {
+    if let Ok(slot) = slot.read()
+        && let Some(engine) = slot.as_ref()
+    {
+        engine.nudge();
+    }
+}
+
 pub struct MasterGrpc {
     pub leader: LeaderSlot,
     /// For logs shipped by workers (not fenced: immutable per attempt).

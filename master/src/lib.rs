@@ -80,22 +80,14 @@ impl MasterHandle {
 
     /// Wakes the engine to consume new commands (no-op on a standby).
     pub fn nudge(&self) {
-        if let Ok(slot) = self.leader.read()
-            && let Some(engine) = slot.as_ref()
-        {
-            engine.nudge();
-        }
+        grpc::nudge_leader(&self.leader);
     }
 
     /// A cloneable nudger for the API server.
     pub fn nudger(&self) -> Arc<dyn Fn() + Send + Sync> {
         let leader = self.leader.clone();
         Arc::new(move || {
-            if let Ok(slot) = leader.read()
-                && let Some(engine) = slot.as_ref()
-            {
-                engine.nudge();
-            }
+            grpc::nudge_leader(&leader);
         })
     }
 
