@@ -13,6 +13,7 @@ pub mod error;
 pub mod grpc;
 pub mod nudge;
 pub mod openapi;
+pub mod page;
 pub mod routes;
 
 use std::net::SocketAddr;
