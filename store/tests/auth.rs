@@ -7,8 +7,8 @@ mod harness;
 use chrono::{Duration, Utc};
 use orca_store::{BootstrapOutcome, NewToken, NewUser, ProjectRole, Store, TokenKind, UserUpdate};
 
-use harness::TestDb;
 use harness::fixtures::*;
+use harness::{TestDb, TestDbExt};
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {

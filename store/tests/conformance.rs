@@ -15,8 +15,8 @@ use orca_store::{
 };
 use tokio::sync::watch;
 
-use harness::TestDb;
 use harness::fixtures::*;
+use harness::{TestDb, TestDbExt};
 
 /// Generates `sqlite::NAME` and `postgres::NAME` tests for each case.
 macro_rules! conformance {

@@ -7,8 +7,8 @@ mod harness;
 use orca_common::WorkflowState;
 use orca_store::{DeleteOutcome, NewSchedule, ReleaseState, Write};
 
-use harness::TestDb;
 use harness::fixtures::*;
+use harness::{TestDb, TestDbExt};
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {

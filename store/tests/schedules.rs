@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use orca_store::{CommandKind, NewSchedule};
 
-use harness::TestDb;
 use harness::fixtures::*;
+use harness::{TestDb, TestDbExt};
 
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {

@@ -4,9 +4,12 @@
 //!   loopback ports with a temporary data dir, which tests can SIGKILL and
 //!   restart on the same data dir and ports.
 //! - [`free_port`]: a currently free loopback TCP port.
+//! - [`TestDb`]: a temporary SQLite database, or a fresh PostgreSQL one.
 
+mod db;
 mod etcd;
 
+pub use db::{POSTGRES_URL_ENV, SKIP_POSTGRES_ENV, TestDb};
 pub use etcd::{EtcdServer, TestkitError};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released).

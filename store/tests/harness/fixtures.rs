@@ -53,6 +53,7 @@ pub fn spec(project: &str, name: &str) -> WorkflowSpec {
             direction: Direction::In,
         }],
         failure_strategy: FailureStrategy::Continue,
+        tenant: None,
         tasks: vec![
             task("extract", &[]),
             task("train", &["extract"]),

@@ -3,132 +3,30 @@
 
 pub mod fixtures;
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use orca_store::Store;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
-use tempfile::TempDir;
 
-pub const POSTGRES_URL_ENV: &str = "ORCA_TEST_POSTGRES_URL";
-pub const SKIP_POSTGRES_ENV: &str = "ORCA_TEST_SKIP_POSTGRES";
+pub use orca_testkit::TestDb;
 
-/// One test's database.
-pub struct TestDb {
-    pub url: String,
-    /// What [`Store::backend_name`] must report.
-    pub backend: &'static str,
-    _dir: Option<TempDir>,
-    /// (server URL, database name) to drop at the end.
-    postgres: Option<(String, String)>,
+/// What the store's tests do with a [`TestDb`].
+#[allow(async_fn_in_trait)]
+pub trait TestDbExt {
+    async fn connect(&self) -> Store;
+    /// A plain sea-orm connection, for checks and corruption the API cannot do.
+    async fn raw(&self) -> Raw;
 }
 
-impl TestDb {
-    pub fn sqlite() -> TestDb {
-        let dir = tempfile::tempdir().expect("create temp dir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("orca.db").display());
-        TestDb {
-            url,
-            backend: "sqlite",
-            _dir: Some(dir),
-            postgres: None,
-        }
-    }
-
-    /// A fresh database on the server in `ORCA_TEST_POSTGRES_URL`. Without
-    /// it the test fails, unless `ORCA_TEST_SKIP_POSTGRES=1` (then `None`).
-    pub async fn postgres() -> Option<TestDb> {
-        let server = match std::env::var(POSTGRES_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ if std::env::var(SKIP_POSTGRES_ENV).as_deref() == Ok("1") => {
-                eprintln!(
-                    "\n!!!!!!!! SKIPPED: PostgreSQL conformance test ({SKIP_POSTGRES_ENV}=1). \
-                     The PostgreSQL backend is NOT tested by this run. !!!!!!!!\n"
-                );
-                return None;
-            }
-            _ => panic!(
-                "{POSTGRES_URL_ENV} is not set. The store's conformance suite runs against \
-                 PostgreSQL too: run `scripts/test.sh` (it starts PostgreSQL and sets \
-                 {POSTGRES_URL_ENV}), or set {POSTGRES_URL_ENV}=postgres://USER:PASSWORD@HOST:PORT/postgres \
-                 yourself. To skip PostgreSQL knowingly, set {SKIP_POSTGRES_ENV}=1."
-            ),
-        };
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "orca_test_{}_{}_{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            nanos
-        );
-        let admin = Database::connect(&server)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_ENV}: {e}"));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let _ = admin.close().await;
-        Some(TestDb {
-            url: with_database(&server, &name),
-            backend: "postgres",
-            _dir: None,
-            postgres: Some((server, name)),
-        })
-    }
-
-    pub async fn connect(&self) -> Store {
+impl TestDbExt for TestDb {
+    async fn connect(&self) -> Store {
         Store::connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("connect {}: {e}", self.backend))
     }
 
     /// A plain sea-orm connection, for checks and corruption the API cannot do.
-    pub async fn raw(&self) -> Raw {
+    async fn raw(&self) -> Raw {
         Raw(Database::connect(&self.url).await.expect("raw connection"))
     }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let Some((server, name)) = self.postgres.take() else {
-            return;
-        };
-        // Best effort, on a thread of its own: Drop cannot await.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                if let Ok(admin) = Database::connect(&server).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if let Err(e) = admin.execute_unprepared(&sql).await {
-                        eprintln!("warning: {sql}: {e}");
-                    }
-                    let _ = admin.close().await;
-                }
-            });
-            Ok::<_, std::io::Error>(())
-        })
-        .join();
-    }
-}
-
-/// `postgres://u:p@h:5432/db?x=y` with `db` replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let (head, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let host_end = head[start..]
-        .find('/')
-        .map(|i| start + i)
-        .unwrap_or(head.len());
-    format!("{}/{db}{query}", &head[..host_end])
 }
 
 pub struct Raw(DatabaseConnection);
@@ -158,13 +56,4 @@ impl Raw {
         let n: i64 = row.try_get("", "n").expect("count column");
         n as usize
     }
-}
-
-#[test]
-fn database_name_is_replaced() {
-    assert_eq!(
-        with_database("postgres://u:p@h:5432/postgres?sslmode=disable", "x"),
-        "postgres://u:p@h:5432/x?sslmode=disable"
-    );
-    assert_eq!(with_database("postgres://h", "x"), "postgres://h/x");
 }
