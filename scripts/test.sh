@@ -23,6 +23,12 @@ if ! "$PY" -c 'import sklearn' >/dev/null 2>&1; then
   log "installing Python packages (scikit-learn)"
   "$PY" -m pip install -q scikit-learn
 fi
+# moto in server mode: the S3-compatible server of the S3 log store tests
+# (they fail, rather than skip, without it when CI is set).
+if ! "$PY" -c 'import moto.server' >/dev/null 2>&1; then
+  log "installing Python packages (moto[server])"
+  "$PY" -m pip install -q 'moto[server]'
+fi
 
 # --- cargo-nextest ------------------------------------------------------------
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -638,3 +638,129 @@ fn docs_config_md_is_generated_and_names_every_key() {
         "docs/CONFIG.md is out of date; run ORCA_BLESS=1 cargo test -p orca-common --test config"
     );
 }
+
+// ---- [log_store] ---------------------------------------------------------
+
+#[test]
+fn log_store_defaults_to_the_database_and_loads_from_every_layer() {
+    use orca_common::config::LogStoreKind;
+    assert_eq!(OrcaConfig::default().log_store.kind, LogStoreKind::Db);
+    let file = toml_file(
+        "[log_store]\nkind = \"s3\"\ns3_bucket = \"orca-logs\"\ns3_prefix = \"orca/logs\"\n",
+    );
+    let cfg = config::check_with_env(
+        &ConfigSources {
+            overrides: vec!["log_store.s3_allow_http=true".into()],
+            ..with_file(&file)
+        },
+        &env(&[("ORCA_LOG_STORE__S3_ENDPOINT", "http://127.0.0.1:9000")]),
+    )
+    .unwrap();
+    let l = &cfg.log_store;
+    assert_eq!(l.kind, LogStoreKind::S3);
+    assert_eq!(
+        (
+            l.s3_bucket.as_str(),
+            l.s3_prefix.as_str(),
+            l.s3_endpoint.as_str()
+        ),
+        ("orca-logs", "orca/logs", "http://127.0.0.1:9000")
+    );
+    assert!(l.s3_allow_http);
+    let dir = config::check_with_env(
+        &overrides(&["log_store.kind=dir", "log_store.dir=/var/lib/orca/logs"]),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(dir.log_store.dir, Path::new("/var/lib/orca/logs"));
+}
+
+#[test]
+fn log_store_unknown_keys_and_kinds_name_the_key() {
+    let file = toml_file("[log_store]\nkind = \"dir\"\ndirectory = \"/x\"\n");
+    let err = config::load_with_env(&with_file(&file), &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("log_store.directory"), "{msg}");
+    assert_eq!(file_line(&err).1, Some(3));
+    let err = config::load_with_env(&overrides(&["log_store.kind=ftp"]), &[]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("log_store.kind") && msg.contains("ftp"),
+        "{msg}"
+    );
+    let err = config::load_with_env(
+        &ConfigSources::default(),
+        &env(&[("ORCA_LOG_STORE__BUCKET", "b")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("ORCA_LOG_STORE__BUCKET"), "{err}");
+}
+
+#[test]
+fn log_store_invalid_combinations_are_reported_by_key() {
+    let check = |items: &[&str]| {
+        config::check_with_env(&overrides(items), &[])
+            .map(|_| ())
+            .map_err(|e| {
+                let msg = e.to_string();
+                (problem_keys(e), msg)
+            })
+    };
+    // A kind without what it needs.
+    let (keys, msg) = check(&["log_store.kind=dir"]).unwrap_err();
+    assert_eq!(keys, vec!["log_store.dir"]);
+    assert!(
+        msg.contains("override log_store.kind=dir") || msg.contains("log_store.dir"),
+        "{msg}"
+    );
+    let (keys, _) = check(&["log_store.kind=s3"]).unwrap_err();
+    assert_eq!(keys, vec!["log_store.s3_bucket"]);
+    // Keys of another kind.
+    let (keys, msg) = check(&["log_store.dir=/x", "log_store.s3_bucket=logs"]).unwrap_err();
+    assert_eq!(keys, vec!["log_store.dir", "log_store.s3_bucket"]);
+    assert!(msg.contains("kind is \"db\""), "{msg}");
+    // S3 details.
+    let (keys, _) = check(&[
+        "log_store.kind=s3",
+        "log_store.s3_bucket=Bad_Bucket",
+        "log_store.s3_prefix=/abs/",
+        "log_store.s3_endpoint=http://127.0.0.1:9000",
+        "log_store.s3_access_key_id=AKIA",
+    ])
+    .unwrap_err();
+    assert_eq!(
+        keys,
+        vec![
+            "log_store.s3_bucket",
+            "log_store.s3_prefix",
+            "log_store.s3_endpoint",
+            "log_store.s3_secret_access_key",
+        ]
+    );
+    check(&[
+        "log_store.kind=s3",
+        "log_store.s3_bucket=orca-logs",
+        "log_store.s3_endpoint=https://s3.example.com",
+        "log_store.s3_access_key_id=AKIA",
+        "log_store.s3_secret_access_key=shh",
+    ])
+    .unwrap();
+}
+
+#[test]
+fn log_store_secret_is_masked_by_explain() {
+    let explained = config::explain_with_env(
+        &overrides(&[
+            "log_store.kind=s3",
+            "log_store.s3_secret_access_key=hunter2",
+        ]),
+        &[],
+    )
+    .unwrap();
+    let secret = explained
+        .iter()
+        .find(|v| v.key == "log_store.s3_secret_access_key")
+        .unwrap();
+    assert_eq!(secret.value, "\"***\"");
+    assert!(explained.iter().all(|v| !v.value.contains("hunter2")));
+}

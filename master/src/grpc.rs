@@ -25,7 +25,8 @@ pub(crate) fn nudge_leader(slot: &LeaderSlot) {
 
 pub struct MasterGrpc {
     pub leader: LeaderSlot,
-    /// For logs shipped by workers (not fenced: immutable per attempt).
+    /// For logs shipped by workers (not fenced: immutable per attempt); its
+    /// log store (`[log_store]`: db, dir or s3) decides where the bytes go.
     pub store: orca_store::Store,
 }
 
@@ -83,7 +84,16 @@ impl MasterService for MasterGrpc {
                 r.original_size,
             )
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+            .map_err(|e| {
+                // The store logged and counted the failure
+                // (`orca_log_store_writes_total`); the worker retries.
+                Status::unavailable(format!(
+                    "cannot store the log of task instance {} attempt {} in the {} log store: {e}",
+                    r.task_instance_id,
+                    r.attempt,
+                    self.store.log_store_kind()
+                ))
+            })?;
         Ok(Response::new(ShipTaskLogResponse { stored: true }))
     }
 }

@@ -1,6 +1,10 @@
-//! Task attempt logs, read from the worker that ran the attempt.
+//! Task attempt logs: a finished attempt's from the log store (the
+//! metadata DB, a directory or S3, whichever the log was shipped to; only
+//! the byte ranges a request needs are read), a running one's from the
+//! worker that runs it.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -12,6 +16,7 @@ use futures::StreamExt;
 use orca_proto::v1::StreamTaskLogRequest;
 use orca_proto::v1::worker_service_client::WorkerServiceClient;
 use orca_store::TaskInstanceRow;
+use orca_store::log_store::TaskLogMeta;
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Channel, Endpoint};
 
@@ -45,6 +50,10 @@ pub const MAX_SEARCH_MATCHES: usize = 1000;
 pub const MAX_SEARCH_BYTES: usize = 1000;
 /// Largest compiled search regex (bounds the work one request causes).
 const MAX_REGEX_SIZE: usize = 1 << 20;
+/// Bytes read from the log store at a time by search, download and follow.
+const CHUNK: u64 = 1 << 20;
+/// Bytes read at a time, from the end backwards, to find the last lines.
+const TAIL_CHUNK: u64 = 64 << 10;
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -84,13 +93,13 @@ pub async fn task_log(
                 "tail: give either `tail` or `offset`/`limit`, not both".into(),
             ));
         }
-        let (_, bytes) = log_bytes(&state, id, 0).await?;
-        return Ok(String::from_utf8_lossy(tail_lines(&bytes, lines)).into_owned());
+        let log = open_log(&state, id, 0, None).await?;
+        let bytes = log.tail(&state, lines).await?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
     }
-    let (_, mut bytes) = log_bytes(&state, id, q.offset).await?;
-    if let Some(limit) = q.limit {
-        bytes.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    }
+    let log = open_log(&state, id, q.offset, q.limit).await?;
+    let end = q.limit.map_or(u64::MAX, |l| q.offset.saturating_add(l));
+    let bytes = log.read(&state, q.offset..end).await?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -129,8 +138,9 @@ pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let (ti, bytes) = log_bytes(&state, id, 0).await?;
-    let name = format!("task-{}-attempt-{}.log", ti.id, ti.attempt);
+    let log = open_log(&state, id, 0, None).await?;
+    let name = format!("task-{}-attempt-{}.log", log.ti.id, log.ti.attempt);
+    let size = log.size();
     Ok((
         [
             (
@@ -141,8 +151,9 @@ pub async fn download(
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}\""),
             ),
+            (header::CONTENT_LENGTH, size.to_string()),
         ],
-        bytes,
+        Body::from_stream(log.chunks(state)),
     )
         .into_response())
 }
@@ -208,23 +219,69 @@ pub async fn search(
         let needle = q.q.clone();
         Box::new(move |line| line.contains(&needle))
     };
-    let (_, bytes) = log_bytes(&state, id, 0).await?;
-    let text = String::from_utf8_lossy(&bytes);
-    let mut matches = Vec::new();
-    let mut truncated = false;
-    for (i, line) in text.lines().enumerate() {
-        if matcher(line) {
-            if matches.len() == MAX_SEARCH_MATCHES {
-                truncated = true;
-                break;
+    let log = open_log(&state, id, 0, None).await?;
+    // Chunk by chunk, carrying a partial last line over: a large log is
+    // never held whole.
+    let mut search = LineSearch {
+        matcher,
+        line: 0,
+        matches: Vec::new(),
+        truncated: false,
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut pos = 0;
+    while pos < log.size() && !search.truncated {
+        let chunk = log.read(&state, pos..pos.saturating_add(CHUNK)).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        pos += chunk.len() as u64;
+        pending.extend_from_slice(&chunk);
+        if let Some(last_nl) = pending.iter().rposition(|b| *b == b'\n') {
+            let rest = pending.split_off(last_nl + 1);
+            for line in pending[..last_nl].split(|b| *b == b'\n') {
+                search.line(line);
             }
-            matches.push(LogMatch {
-                line: i + 1,
-                text: line.to_string(),
+            pending = rest;
+        }
+    }
+    if !pending.is_empty() && !search.truncated {
+        search.line(&pending);
+    }
+    Ok(Json(LogSearchResult {
+        matches: search.matches,
+        truncated: search.truncated,
+    }))
+}
+
+/// Line-by-line matching state of a search.
+struct LineSearch {
+    matcher: Box<dyn Fn(&str) -> bool + Send>,
+    /// Lines seen so far.
+    line: usize,
+    matches: Vec<LogMatch>,
+    truncated: bool,
+}
+
+impl LineSearch {
+    fn line(&mut self, raw: &[u8]) {
+        self.line += 1;
+        if self.truncated {
+            return;
+        }
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let text = String::from_utf8_lossy(raw);
+        if (self.matcher)(&text) {
+            if self.matches.len() == MAX_SEARCH_MATCHES {
+                self.truncated = true;
+                return;
+            }
+            self.matches.push(LogMatch {
+                line: self.line,
+                text: text.into_owned(),
             });
         }
     }
-    Ok(Json(LogSearchResult { matches, truncated }))
 }
 
 /// `GET /task-instances/{id}/log/follow` — the log, streamed as it grows
@@ -280,8 +337,8 @@ pub async fn follow(
             Err(e) => tracing::debug!(error = %e, "following a log failed; reading it whole"),
         }
     }
-    let (_, bytes) = log_bytes(&state, id, 0).await?;
-    Ok((text_plain, bytes).into_response())
+    let log = open_log(&state, id, 0, None).await?;
+    Ok((text_plain, Body::from_stream(log.chunks(state))).into_response())
 }
 
 async fn task_instance(state: &AppState, id: i64) -> Result<TaskInstanceRow, ApiError> {
@@ -295,12 +352,109 @@ async fn task_instance(state: &AppState, id: i64) -> Result<TaskInstanceRow, Api
         })
 }
 
-/// The task instance and its log from byte `offset` on.
-async fn log_bytes(
+/// A log to answer from: where its bytes are, and the task instance.
+#[derive(Clone)]
+struct OpenLog {
+    ti: TaskInstanceRow,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// Shipped to the log store: read by byte range.
+    Stored(TaskLogMeta),
+    /// Read from the worker (or its file) from byte `base` on.
+    Loaded { base: u64, bytes: Arc<Vec<u8>> },
+}
+
+impl OpenLog {
+    /// One past the last byte.
+    fn size(&self) -> u64 {
+        match &self.source {
+            Source::Stored(meta) => meta.stored_size,
+            Source::Loaded { base, bytes } => base + bytes.len() as u64,
+        }
+    }
+
+    /// The bytes of `range`, clamped to the log.
+    async fn read(&self, state: &AppState, range: Range<u64>) -> Result<Vec<u8>, ApiError> {
+        match &self.source {
+            Source::Stored(meta) => {
+                let read = state
+                    .store
+                    .read_task_log(meta.task_instance_id, range)
+                    .await
+                    .map_err(log_store_error)?;
+                Ok(read.map(|(_, bytes)| bytes).unwrap_or_default())
+            }
+            Source::Loaded { base, bytes } => {
+                let len = bytes.len() as u64;
+                let start = range.start.saturating_sub(*base).min(len);
+                let end = range.end.saturating_sub(*base).clamp(start, len);
+                Ok(bytes[start as usize..end as usize].to_vec())
+            }
+        }
+    }
+
+    /// The last `n` lines, reading backwards from the end in chunks until
+    /// they are found (a large stored log is not read whole).
+    async fn tail(&self, state: &AppState, n: usize) -> Result<Vec<u8>, ApiError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut start = self.size();
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let from = start.saturating_sub(TAIL_CHUNK);
+            let mut chunk = self.read(state, from..start).await?;
+            chunk.extend_from_slice(&buf);
+            buf = chunk;
+            start = from;
+            let tail = tail_lines(&buf, n);
+            if start == 0 || tail.len() < buf.len() {
+                return Ok(tail.to_vec());
+            }
+        }
+    }
+
+    /// The whole log as a stream of chunks (download, follow).
+    fn chunks(
+        self,
+        state: AppState,
+    ) -> impl futures::Stream<Item = Result<Bytes, ApiError>> + Send + 'static {
+        futures::stream::try_unfold((self, state, 0u64), |(log, state, pos)| async move {
+            if pos >= log.size() {
+                return Ok(None);
+            }
+            let chunk = log.read(&state, pos..pos.saturating_add(CHUNK)).await?;
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            let next = pos + chunk.len() as u64;
+            Ok(Some((Bytes::from(chunk), (log, state, next))))
+        })
+    }
+}
+
+/// A stored log that cannot be read is the log store's fault (502), with
+/// what failed in the message; other store errors stay internal.
+fn log_store_error(e: orca_store::StoreError) -> ApiError {
+    match e {
+        orca_store::StoreError::LogStore(e) => {
+            ApiError::Unavailable(format!("the log store cannot serve this log: {e}"))
+        }
+        other => other.into(),
+    }
+}
+
+/// Where to read the log of task instance `id` from. `offset`/`limit` are
+/// only hints for a read from the worker (what to fetch).
+async fn open_log(
     state: &AppState,
     id: i64,
     offset: u64,
-) -> Result<(TaskInstanceRow, Vec<u8>), ApiError> {
+    limit: Option<u64>,
+) -> Result<OpenLog, ApiError> {
     let ti = task_instance(state, id).await?;
     let Some(addr) = ti.worker_addr.clone() else {
         return Err(ApiError::NotFound {
@@ -308,50 +462,57 @@ async fn log_bytes(
             id: id.to_string(),
         });
     };
-    let from = |bytes: &[u8]| {
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        bytes[start..].to_vec()
-    };
-    // A finished attempt's log was shipped to the store by its worker: read
-    // it there (the worker may be gone), unless it was cut to head + tail.
+    // A finished attempt's log was shipped to the log store by its worker:
+    // read it there (the worker may be gone), unless it was cut to head +
+    // tail (then the worker's whole file is better while it exists).
     let stored = if ti.state.is_terminal() {
-        state.store.task_log(id).await?
+        state.store.task_log_meta(id).await?
     } else {
         None
     };
-    if let Some(log) = &stored
-        && !log.truncated
+    if let Some(meta) = &stored
+        && !meta.truncated
     {
-        let out = from(&log.content);
-        return Ok((ti, out));
+        let source = Source::Stored(meta.clone());
+        return Ok(OpenLog { ti, source });
     }
-    match read_from_worker(state, &addr, ti.id, ti.attempt, offset).await {
-        Ok(bytes) => Ok((ti, bytes)),
+    match read_from_worker(state, &addr, ti.id, ti.attempt, offset, limit).await {
+        Ok(bytes) => {
+            let source = Source::Loaded {
+                base: offset,
+                bytes: Arc::new(bytes),
+            };
+            Ok(OpenLog { ti, source })
+        }
         Err(worker_err) => {
-            if let Some(log) = stored {
-                let out = from(&log.content);
-                return Ok((ti, out));
+            if let Some(meta) = stored {
+                let source = Source::Stored(meta);
+                return Ok(OpenLog { ti, source });
             }
             // Same host (standalone): the worker's file is readable directly.
             if let Some(path) = &ti.log_path
                 && let Ok(bytes) = tokio::fs::read(path).await
             {
-                let out = from(&bytes);
-                return Ok((ti, out));
+                let source = Source::Loaded {
+                    base: 0,
+                    bytes: Arc::new(bytes),
+                };
+                return Ok(OpenLog { ti, source });
             }
             Err(worker_err)
         }
     }
 }
 
+/// The log from the worker, from byte `offset` on, at most `limit` bytes
+/// (it stops reading once it has them).
 async fn read_from_worker(
     state: &AppState,
     addr: &str,
     ti: i64,
     attempt: i32,
     offset: u64,
+    limit: Option<u64>,
 ) -> Result<Vec<u8>, ApiError> {
     let mut client = state.worker_clients.client(addr)?;
     let mut stream = client
@@ -369,12 +530,16 @@ async fn read_from_worker(
             ))
         })?
         .into_inner();
+    let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
     let mut out = Vec::new();
-    while let Some(chunk) = stream.message().await.map_err(|s| {
-        ApiError::Unavailable(format!("log stream from {addr} broke: {}", s.message()))
-    })? {
+    while out.len() < limit
+        && let Some(chunk) = stream.message().await.map_err(|s| {
+            ApiError::Unavailable(format!("log stream from {addr} broke: {}", s.message()))
+        })?
+    {
         out.extend_from_slice(&chunk.data);
     }
+    out.truncate(limit);
     Ok(out)
 }
 

@@ -87,6 +87,9 @@ pub fn explain_with_env(
             let dotted = format!("{section}.{key}");
             let value = match (dotted.as_str(), value) {
                 ("store.url", Value::String(url)) => Value::String(mask_password(url)),
+                ("log_store.s3_secret_access_key", Value::String(secret)) if !secret.is_empty() => {
+                    Value::String("***".into())
+                }
                 _ => value.clone(),
             };
             let source = loaded

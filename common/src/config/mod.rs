@@ -54,6 +54,8 @@ pub struct OrcaConfig {
     pub api: ApiSection,
     /// Logging of every component (`[log]`).
     pub log: LogConfig,
+    /// Where shipped task logs are kept (`[log_store]`).
+    pub log_store: LogStoreConfig,
 }
 
 /// `[store]`: the metadata database.
@@ -244,6 +246,11 @@ pub struct ApiSection {
     pub listen: SocketAddr,
     /// Public gRPC API (`orca.v1.OrcaApi`, health, reflection) listen address.
     pub grpc_listen: SocketAddr,
+    /// PEM certificate chain: serve REST and gRPC over TLS (with `tls_key`);
+    /// empty: plain text.
+    pub tls_cert: String,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: String,
 }
 
 impl Default for ApiSection {
@@ -251,7 +258,17 @@ impl Default for ApiSection {
         ApiSection {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             grpc_listen: SocketAddr::from(([0, 0, 0, 0], 8081)),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
+    }
+}
+
+impl ApiSection {
+    /// `(certificate, key)` PEM paths when TLS is configured.
+    pub fn tls(&self) -> Option<(&str, &str)> {
+        (!self.tls_cert.trim().is_empty() && !self.tls_key.trim().is_empty())
+            .then(|| (self.tls_cert.trim(), self.tls_key.trim()))
     }
 }
 
@@ -283,6 +300,56 @@ impl Default for LogConfig {
             format: LogFormat::Text,
         }
     }
+}
+
+/// Where the logs of finished attempts are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogStoreKind {
+    /// In the metadata database (`task_logs` table).
+    #[default]
+    Db,
+    /// Files under `log_store.dir`.
+    Dir,
+    /// An S3-compatible object store (`log_store.s3_*`).
+    S3,
+}
+
+impl LogStoreKind {
+    /// `db`, `dir` or `s3`, as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStoreKind::Db => "db",
+            LogStoreKind::Dir => "dir",
+            LogStoreKind::S3 => "s3",
+        }
+    }
+}
+
+/// `[log_store]`: where the master keeps the logs workers ship when an
+/// attempt ends, and where the API reads them. Metadata (size, truncated,
+/// shipped at, where the bytes are) is always in the database.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogStoreConfig {
+    /// `db`, `dir` or `s3`.
+    pub kind: LogStoreKind,
+    /// Root directory of `kind = "dir"`.
+    pub dir: PathBuf,
+    /// Bucket of `kind = "s3"`.
+    pub s3_bucket: String,
+    /// Key prefix inside the bucket (no leading `/`); empty: none.
+    pub s3_prefix: String,
+    /// Endpoint URL of an S3-compatible server; empty: AWS (or `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: String,
+    /// Region; empty: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub s3_region: String,
+    /// Allow a plain `http://` endpoint.
+    pub s3_allow_http: bool,
+    /// Access key id; empty: `AWS_ACCESS_KEY_ID` (or instance credentials).
+    pub s3_access_key_id: String,
+    /// Secret access key; empty: `AWS_SECRET_ACCESS_KEY`.
+    pub s3_secret_access_key: String,
 }
 
 /// This machine's hostname (from `/proc/sys/kernel/hostname`, then

@@ -19,8 +19,15 @@ pub const SECTION_DOCS: &[(&str, &str)] = &[
     ),
     ("master", "The scheduler. Read by `orca master`."),
     ("worker", "The task runner. Read by `orca worker`."),
-    ("api", "The REST server. Read by `orca api`."),
+    (
+        "api",
+        "The REST and public gRPC servers. Read by `orca api`.",
+    ),
     ("log", "Logging. Read by every component."),
+    (
+        "log_store",
+        "Where the logs of finished attempts are kept, so they stay readable after their worker is gone: the metadata database (default), a directory, or an S3-compatible object store. Written by `orca master` (workers ship logs to the leader), read by `orca api`; `orca standalone` does both and reads this section from `ORCA_LOG_STORE__*` variables. Size, truncation and ship time stay in the database whatever the kind; a log keeps the backend it was written to, so after switching `kind` the older logs are read from where they are (the old backend must stay configured to read them, except `db`, always readable).",
+    ),
 ];
 
 /// The meaning of every key, in declaration order.
@@ -108,12 +115,56 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "Public gRPC API address (`orca.v1.OrcaApi`, gRPC health, server reflection).",
     ),
     (
+        "api.tls_cert",
+        "PEM certificate (chain) file: with `tls_key`, REST and gRPC are served over TLS (rustls); both or neither. Empty: plain text.",
+    ),
+    (
+        "api.tls_key",
+        "PEM private key file of `tls_cert` (PKCS#8, PKCS#1 or SEC1).",
+    ),
+    (
         "log.level",
         "`tracing` EnvFilter directives, e.g. `info` or `info,orca_master=debug`.",
     ),
     (
         "log.format",
         "`text` (human-readable) or `json` (one object per line).",
+    ),
+    (
+        "log_store.kind",
+        "`db` (the `task_logs` table), `dir` (files under `dir`) or `s3` (an S3-compatible object store, `s3_*` keys).",
+    ),
+    (
+        "log_store.dir",
+        "Root directory of `kind = \"dir\"`: one file per attempt, `<dir>/<run id>/<task instance id>.<attempt>.log`, written atomically (temporary file, fsync, rename). Must be shared by the masters and the API server (e.g. a network file system).",
+    ),
+    (
+        "log_store.s3_bucket",
+        "Bucket of `kind = \"s3\"` (required there); objects are `<s3_prefix>/<run id>/<task instance id>.<attempt>.log`.",
+    ),
+    (
+        "log_store.s3_prefix",
+        "Key prefix inside the bucket, without leading or trailing `/`; empty: none.",
+    ),
+    (
+        "log_store.s3_endpoint",
+        "Endpoint URL of an S3-compatible server (MinIO, Ceph, ...), e.g. `http://127.0.0.1:9000`; empty: AWS S3 (or `AWS_ENDPOINT_URL`).",
+    ),
+    (
+        "log_store.s3_region",
+        "Region; empty: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.",
+    ),
+    (
+        "log_store.s3_allow_http",
+        "Allow an `http://` endpoint (otherwise only `https://`).",
+    ),
+    (
+        "log_store.s3_access_key_id",
+        "Access key id; empty: `AWS_ACCESS_KEY_ID` (the standard AWS variables and instance credentials apply). Give it together with `s3_secret_access_key`.",
+    ),
+    (
+        "log_store.s3_secret_access_key",
+        "Secret access key (masked by `orca config check`); empty: `AWS_SECRET_ACCESS_KEY`.",
     ),
 ];
 
@@ -150,9 +201,11 @@ Rules:
 - Addresses are `IP:PORT` (`"0.0.0.0:5678"`); numbers are TOML numbers
   (`slots = 8`, not `"8"`).
 - `orca config check` prints every key with its effective value and where it
-  came from (the `store.url` password masked), then runs the semantic checks
-  (URL scheme, endpoints, `fence_margin < lease_ttl`, `keepalive_interval <
-  lease_ttl - fence_margin`, durations > 0, ...).
+  came from (the `store.url` password and `log_store.s3_secret_access_key`
+  masked), then runs the semantic checks (URL scheme, endpoints,
+  `fence_margin < lease_ttl`, `keepalive_interval < lease_ttl -
+  fence_margin`, durations > 0, the keys a `log_store.kind` needs and
+  refuses, ...).
 
 Commented examples: `deploy/examples/master.toml`, `worker.toml`, `api.toml`
 and `cluster-local.toml`.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::duration::format_duration;
 use super::error::{ConfigError, ConfigProblem};
 use super::layers::{ConfigSources, load_detailed, mask_password, process_env};
-use super::{OrcaConfig, env_var_name};
+use super::{LogStoreKind, OrcaConfig, env_var_name};
 
 /// More slots than this is taken for a typo.
 const MAX_SLOTS: u32 = 10_000;
@@ -51,6 +51,8 @@ fn problems(cfg: &OrcaConfig) -> Vec<ConfigProblem> {
     registry(cfg, &mut out);
     master(cfg, &mut out);
     worker(cfg, &mut out);
+    log_store(cfg, &mut out);
+    api(cfg, &mut out);
     if cfg.log.level.trim().is_empty() {
         out.add(
             "log.level",
@@ -84,6 +86,30 @@ impl Problems {
                 key,
                 format!("`{value}` is not a valid {what}: no spaces, `/` or scheme (`http://`)"),
             );
+        }
+    }
+}
+
+/// `api.tls_cert` and `api.tls_key`: both or neither, each a readable file.
+fn api(cfg: &OrcaConfig, out: &mut Problems) {
+    let cert = cfg.api.tls_cert.trim();
+    let key = cfg.api.tls_key.trim();
+    match (cert.is_empty(), key.is_empty()) {
+        (true, true) => {}
+        (false, true) => out.add(
+            "api.tls_key",
+            "is empty but api.tls_cert is set; give both (PEM files) for TLS, or neither",
+        ),
+        (true, false) => out.add(
+            "api.tls_cert",
+            "is empty but api.tls_key is set; give both (PEM files) for TLS, or neither",
+        ),
+        (false, false) => {
+            for (k, path) in [("api.tls_cert", cert), ("api.tls_key", key)] {
+                if let Err(e) = std::fs::metadata(path) {
+                    out.add(k, format!("cannot read `{path}`: {e}"));
+                }
+            }
         }
     }
 }
@@ -221,4 +247,127 @@ fn worker(cfg: &OrcaConfig, out: &mut Problems) {
         );
     }
     out.positive("worker.kill_grace", w.kill_grace);
+}
+
+fn log_store(cfg: &OrcaConfig, out: &mut Problems) {
+    let l = &cfg.log_store;
+    let kind = l.kind.as_str();
+    // Keys of another kind are a mistake (a forgotten `kind`, a typo'd
+    // section): refuse them rather than silently keep logs elsewhere.
+    let mut foreign = |key: &str, set: bool, belongs: LogStoreKind| {
+        if set && l.kind != belongs {
+            out.add(
+                key,
+                format!(
+                    "is set but log_store.kind is \"{kind}\"; it only applies to kind = \"{}\" (set that kind, or remove the key)",
+                    belongs.as_str()
+                ),
+            );
+        }
+    };
+    foreign(
+        "log_store.dir",
+        !l.dir.as_os_str().is_empty(),
+        LogStoreKind::Dir,
+    );
+    let s3_keys = [
+        ("log_store.s3_bucket", !l.s3_bucket.is_empty()),
+        ("log_store.s3_prefix", !l.s3_prefix.is_empty()),
+        ("log_store.s3_endpoint", !l.s3_endpoint.is_empty()),
+        ("log_store.s3_region", !l.s3_region.is_empty()),
+        ("log_store.s3_allow_http", l.s3_allow_http),
+        ("log_store.s3_access_key_id", !l.s3_access_key_id.is_empty()),
+        (
+            "log_store.s3_secret_access_key",
+            !l.s3_secret_access_key.is_empty(),
+        ),
+    ];
+    for (key, set) in s3_keys {
+        foreign(key, set, LogStoreKind::S3);
+    }
+    match l.kind {
+        LogStoreKind::Db => {}
+        LogStoreKind::Dir => {
+            if l.dir.as_os_str().is_empty() {
+                out.add(
+                    "log_store.dir",
+                    "is empty but log_store.kind is \"dir\"; give the directory logs are kept in, e.g. \"/var/lib/orca/task-logs\"",
+                );
+            }
+        }
+        LogStoreKind::S3 => s3(l, out),
+    }
+}
+
+fn s3(l: &super::LogStoreConfig, out: &mut Problems) {
+    let bucket = &l.s3_bucket;
+    if bucket.is_empty() {
+        out.add(
+            "log_store.s3_bucket",
+            "is empty but log_store.kind is \"s3\"; give the bucket logs are kept in",
+        );
+    } else if bucket.len() < 3
+        || bucket.len() > 63
+        || !bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
+    {
+        out.add(
+            "log_store.s3_bucket",
+            format!(
+                "`{bucket}` is not a bucket name: 3 to 63 lower-case letters, digits, `-` and `.`"
+            ),
+        );
+    }
+    let prefix = &l.s3_prefix;
+    if prefix.starts_with('/')
+        || prefix.ends_with('/')
+        || prefix.split('/').any(|part| matches!(part, "." | ".."))
+        || prefix.contains("//")
+        || prefix.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        out.add(
+            "log_store.s3_prefix",
+            format!(
+                "`{prefix}` is not a key prefix: no leading or trailing `/`, no empty, `.` or `..` parts, no spaces, e.g. \"orca/task-logs\""
+            ),
+        );
+    }
+    let endpoint = &l.s3_endpoint;
+    if !endpoint.is_empty() {
+        match endpoint.split_once("://") {
+            Some(("https", host)) if !host.is_empty() => {}
+            Some(("http", host)) if !host.is_empty() => {
+                if !l.s3_allow_http {
+                    out.add(
+                        "log_store.s3_endpoint",
+                        format!(
+                            "`{endpoint}` is plain http; set log_store.s3_allow_http = true to allow it, or use https://"
+                        ),
+                    );
+                }
+            }
+            _ => out.add(
+                "log_store.s3_endpoint",
+                format!("`{endpoint}` is not an endpoint URL; write https://HOST[:PORT] (or http:// with s3_allow_http)"),
+            ),
+        }
+    }
+    if l.s3_access_key_id.is_empty() != l.s3_secret_access_key.is_empty() {
+        let (set, missing) = if l.s3_access_key_id.is_empty() {
+            (
+                "log_store.s3_secret_access_key",
+                "log_store.s3_access_key_id",
+            )
+        } else {
+            (
+                "log_store.s3_access_key_id",
+                "log_store.s3_secret_access_key",
+            )
+        };
+        out.add(
+            missing,
+            format!("is empty but {set} is set; give both, or neither (then the AWS_* environment variables apply)"),
+        );
+    }
 }

@@ -1,13 +1,27 @@
 //! Logs of finished attempts (shipped by workers). Not fenced: a log is
 //! immutable per attempt, and shipping it again replaces it with the same
 //! bytes.
+//!
+//! The `task_logs` row always holds the metadata; the bytes are in its
+//! `content` column (`backend = 'db'`, the default) or in the external
+//! [`LogStore`] configured with [`Store::with_log_store`] under
+//! `object_key`. Each row names its backend, so logs written before a change
+//! of `log_store.kind` stay readable.
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use std::ops::Range;
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
 
 use super::Store;
 use super::convert::{db_err, now};
+use crate::entities::task_instance;
+use crate::log_store::{LogStore, LogStoreError, TaskLogMeta, object_key};
 use crate::{Result, StoreError, TaskLogRow};
+
+/// `backend` of logs whose bytes are in the `content` column.
+const DB: &str = "db";
 
 mod task_log {
     use sea_orm::entity::prelude::*;
@@ -23,6 +37,9 @@ mod task_log {
         pub truncated: bool,
         pub original_size: i64,
         pub created_at: ChronoDateTimeUtc,
+        pub backend: String,
+        pub object_key: String,
+        pub stored_size: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -31,8 +48,26 @@ mod task_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+fn count(metric: &'static str, backend: &str, outcome: &'static str) {
+    metrics::counter!(metric, "backend" => backend.to_string(), "outcome" => outcome).increment(1);
+}
+
 impl Store {
-    /// Stores (or replaces) the log of an attempt.
+    /// This store with new task logs' bytes going to `logs` (`None`: the
+    /// database). Reads follow each log's own backend.
+    pub fn with_log_store(mut self, logs: Option<Arc<dyn LogStore>>) -> Store {
+        self.logs = logs;
+        self
+    }
+
+    /// `db`, `dir` or `s3`: where new task logs go.
+    pub fn log_store_kind(&self) -> &'static str {
+        self.logs.as_ref().map_or(DB, |l| l.kind())
+    }
+
+    /// Stores (or replaces) the log of an attempt: the bytes in the
+    /// configured backend (an external one first, so a row never points at
+    /// a missing object), then the metadata row.
     pub async fn put_task_log(
         &self,
         task_instance_id: i64,
@@ -41,14 +76,61 @@ impl Store {
         truncated: bool,
         original_size: u64,
     ) -> Result<()> {
+        let backend = self.log_store_kind();
+        let result = self
+            .put_task_log_inner(task_instance_id, attempt, content, truncated, original_size)
+            .await;
+        match &result {
+            Ok(()) => count("orca_log_store_writes_total", backend, "ok"),
+            Err(e) => {
+                count("orca_log_store_writes_total", backend, "error");
+                tracing::warn!(
+                    task_instance_id,
+                    attempt,
+                    backend,
+                    error = %e,
+                    "storing a task log failed"
+                );
+            }
+        }
+        result
+    }
+
+    async fn put_task_log_inner(
+        &self,
+        task_instance_id: i64,
+        attempt: i32,
+        content: &[u8],
+        truncated: bool,
+        original_size: u64,
+    ) -> Result<()> {
         let size = i64::try_from(original_size).unwrap_or(i64::MAX);
+        let stored_size = i64::try_from(content.len()).unwrap_or(i64::MAX);
+        let (backend, key, bytes) = match &self.logs {
+            None => (DB.to_string(), String::new(), content.to_vec()),
+            Some(logs) => {
+                let run: Option<i64> = task_instance::Entity::find_by_id(task_instance_id)
+                    .select_only()
+                    .column(task_instance::Column::WorkflowInstanceId)
+                    .into_tuple()
+                    .one(&self.reader)
+                    .await
+                    .map_err(db_err("read task instance of a log"))?;
+                let key = object_key(run.unwrap_or(0), task_instance_id, attempt);
+                logs.put(&key, content.to_vec()).await?;
+                (logs.kind().to_string(), key, Vec::new())
+            }
+        };
         task_log::Entity::insert(task_log::ActiveModel {
             task_instance_id: Set(task_instance_id),
             attempt: Set(attempt),
-            content: Set(content.to_vec()),
+            content: Set(bytes),
             truncated: Set(truncated),
             original_size: Set(size),
             created_at: Set(now()),
+            backend: Set(backend),
+            object_key: Set(key),
+            stored_size: Set(stored_size),
         })
         .on_conflict(
             OnConflict::column(task_log::Column::TaskInstanceId)
@@ -58,6 +140,9 @@ impl Store {
                     task_log::Column::Truncated,
                     task_log::Column::OriginalSize,
                     task_log::Column::CreatedAt,
+                    task_log::Column::Backend,
+                    task_log::Column::ObjectKey,
+                    task_log::Column::StoredSize,
                 ])
                 .to_owned(),
         )
@@ -67,27 +152,136 @@ impl Store {
         Ok(())
     }
 
-    /// The stored log of a task instance, if its worker shipped it.
-    pub async fn task_log(&self, task_instance_id: i64) -> Result<Option<TaskLogRow>> {
-        let Some(m) = task_log::Entity::find_by_id(task_instance_id)
+    /// What is known about the stored log of a task instance, without its
+    /// bytes; `None` when its worker has not shipped it.
+    pub async fn task_log_meta(&self, task_instance_id: i64) -> Result<Option<TaskLogMeta>> {
+        type Meta = (
+            i64,
+            i32,
+            bool,
+            i64,
+            i64,
+            String,
+            String,
+            chrono::DateTime<chrono::Utc>,
+        );
+        let row: Option<Meta> = task_log::Entity::find_by_id(task_instance_id)
+            .select_only()
+            .columns([
+                task_log::Column::TaskInstanceId,
+                task_log::Column::Attempt,
+                task_log::Column::Truncated,
+                task_log::Column::OriginalSize,
+                task_log::Column::StoredSize,
+                task_log::Column::Backend,
+                task_log::Column::ObjectKey,
+                task_log::Column::CreatedAt,
+            ])
+            .into_tuple()
             .one(&self.reader)
             .await
-            .map_err(db_err("read task log"))?
+            .map_err(db_err("read task log metadata"))?;
+        let Some((ti, attempt, truncated, original, stored, backend, object_key, shipped_at)) = row
         else {
             return Ok(None);
         };
-        let original_size = u64::try_from(m.original_size).map_err(|_| StoreError::Corrupt {
-            what: "task log",
-            id: task_instance_id.to_string(),
-            reason: format!("negative size {}", m.original_size),
-        })?;
+        let size = |what: &str, v: i64| {
+            u64::try_from(v).map_err(|_| StoreError::Corrupt {
+                what: "task log",
+                id: task_instance_id.to_string(),
+                reason: format!("negative {what} {v}"),
+            })
+        };
+        Ok(Some(TaskLogMeta {
+            task_instance_id: ti,
+            attempt,
+            truncated,
+            original_size: size("size", original)?,
+            stored_size: size("stored size", stored)?,
+            backend,
+            object_key,
+            shipped_at,
+        }))
+    }
+
+    /// Bytes `range` (clamped to the stored size) of the stored log of a
+    /// task instance, with its metadata; `None` when none was shipped. Only
+    /// the range is read, from whichever backend holds the log.
+    pub async fn read_task_log(
+        &self,
+        task_instance_id: i64,
+        range: Range<u64>,
+    ) -> Result<Option<(TaskLogMeta, Vec<u8>)>> {
+        let Some(meta) = self.task_log_meta(task_instance_id).await? else {
+            return Ok(None);
+        };
+        let result = self.read_range(&meta, range).await;
+        match &result {
+            Ok(_) => count("orca_log_store_reads_total", &meta.backend, "ok"),
+            Err(e) => {
+                count("orca_log_store_reads_total", &meta.backend, "error");
+                tracing::warn!(
+                    task_instance_id,
+                    backend = %meta.backend,
+                    key = %meta.object_key,
+                    error = %e,
+                    "reading a task log failed"
+                );
+            }
+        }
+        Ok(Some((meta, result?)))
+    }
+
+    async fn read_range(&self, meta: &TaskLogMeta, range: Range<u64>) -> Result<Vec<u8>> {
+        let end = range.end.min(meta.stored_size);
+        let start = range.start.min(end);
+        if start == end {
+            return Ok(Vec::new());
+        }
+        if meta.backend == DB {
+            // `substr` on a blob / bytea counts bytes, 1-based, in SQLite and
+            // PostgreSQL alike; both numbers are bounded by the stored size.
+            let from = i32::try_from(start + 1).unwrap_or(i32::MAX);
+            let len = i32::try_from(end - start).unwrap_or(i32::MAX);
+            let chunk: Option<Vec<u8>> = task_log::Entity::find_by_id(meta.task_instance_id)
+                .select_only()
+                .column_as(
+                    Expr::cust(format!("substr(content, {from}, {len})")),
+                    "chunk",
+                )
+                .into_tuple()
+                .one(&self.reader)
+                .await
+                .map_err(db_err("read task log"))?;
+            return Ok(chunk.unwrap_or_default());
+        }
+        let logs = match &self.logs {
+            Some(logs) if logs.kind() == meta.backend => logs,
+            _ => {
+                return Err(LogStoreError::Config(format!(
+                    "the log of task instance {} is in the `{}` log store, but this server's log_store.kind is `{}`; configure that log store to read it",
+                    meta.task_instance_id,
+                    meta.backend,
+                    self.log_store_kind()
+                ))
+                .into());
+            }
+        };
+        Ok(logs.get_range(&meta.object_key, start..end).await?)
+    }
+
+    /// The whole stored log of a task instance, if its worker shipped it.
+    pub async fn task_log(&self, task_instance_id: i64) -> Result<Option<TaskLogRow>> {
+        let Some((meta, content)) = self.read_task_log(task_instance_id, 0..u64::MAX).await? else {
+            return Ok(None);
+        };
         Ok(Some(TaskLogRow {
-            task_instance_id: m.task_instance_id,
-            attempt: m.attempt,
-            content: m.content,
-            truncated: m.truncated,
-            original_size,
-            created_at: m.created_at,
+            task_instance_id: meta.task_instance_id,
+            attempt: meta.attempt,
+            content,
+            truncated: meta.truncated,
+            original_size: meta.original_size,
+            created_at: meta.shipped_at,
         }))
     }
 }
