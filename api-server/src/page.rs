@@ -99,6 +99,32 @@ pub fn decode_id(cursor: &str) -> Result<i64, ApiError> {
 
 /// The name inside a cursor made by [`encode_name`].
 pub fn decode_name(cursor: &str) -> Result<String, ApiError> {
+    let name = raw_name(cursor)?;
+    // Names never hold a NUL (PostgreSQL text cannot): a cursor that does
+    // was not made by this server.
+    if name.contains('\0') {
+        return Err(bad_cursor(cursor));
+    }
+    Ok(name)
+}
+
+/// The cursor after the item keyed by two names (e.g. project, workflow):
+/// joined by a NUL, so the cursor sorts like the pair.
+pub fn encode_name_pair(first: &str, second: &str) -> String {
+    encode_name(&format!("{first}\0{second}"))
+}
+
+/// The two names inside a cursor made by [`encode_name_pair`].
+pub fn decode_name_pair(cursor: &str) -> Result<(String, String), ApiError> {
+    let joined = raw_name(cursor)?;
+    match joined.split_once('\0') {
+        Some((a, b)) if !b.contains('\0') => Ok((a.to_string(), b.to_string())),
+        _ => Err(bad_cursor(cursor)),
+    }
+}
+
+/// The text of a name cursor, NULs allowed.
+fn raw_name(cursor: &str) -> Result<String, ApiError> {
     let hex = cursor
         .strip_prefix(NAME_PREFIX)
         .ok_or_else(|| bad_cursor(cursor))?;
@@ -162,6 +188,13 @@ mod tests {
             };
             assert!(e.to_string().starts_with("cursor:"), "{bad}: {e}");
         }
+        assert!(decode_name(&encode_name("a\0b")).is_err(), "NUL in a name");
+        assert_eq!(
+            decode_name_pair(&encode_name_pair("p", "w")).unwrap(),
+            ("p".to_string(), "w".to_string())
+        );
+        assert!(decode_name_pair(&encode_name("no separator")).is_err());
+        assert!(decode_name_pair(&encode_name("a\0b\0c")).is_err());
         assert!(page_limit(Some(0)).is_err());
         assert!(page_limit(Some(1001)).is_err());
         assert_eq!(page_limit(None).unwrap(), DEFAULT_LIMIT);

@@ -172,7 +172,7 @@ async fn mutations_are_recorded_and_only_admins_read_them() {
 
     let (s, page, _) = w.call(Method::GET, "/audit", Some(&root), None).await;
     assert_eq!(s, 200, "{page}");
-    let entries = page["entries"].as_array().unwrap();
+    let entries = page["items"].as_array().unwrap();
     let seen: Vec<(String, String, Value, u64)> = entries
         .iter()
         .map(|e| {
@@ -236,7 +236,7 @@ async fn mutations_are_recorded_and_only_admins_read_them() {
         .call(Method::GET, "/audit?limit=2", Some(&root), None)
         .await;
     let ids = |p: &Value| -> Vec<i64> {
-        p["entries"]
+        p["items"]
             .as_array()
             .unwrap()
             .iter()
@@ -245,16 +245,50 @@ async fn mutations_are_recorded_and_only_admins_read_them() {
     };
     let first = ids(&p1);
     assert_eq!(first, ids(&page)[..2].to_vec());
-    let cursor = p1["next_before_id"].as_i64().expect("a next page");
+    let cursor = p1["next_cursor"].as_str().expect("a next page");
     let (_, p2, _) = w
         .call(
             Method::GET,
-            &format!("/audit?limit=2&before_id={cursor}"),
+            &format!("/audit?limit=2&cursor={cursor}"),
             Some(&root),
             None,
         )
         .await;
     assert_eq!(ids(&p2), ids(&page)[2..4].to_vec());
+    // Filters: the user, the method, a path prefix.
+    let (_, alices, _) = w
+        .call(Method::GET, "/audit?user=alice", Some(&root), None)
+        .await;
+    assert!(!ids(&alices).is_empty());
+    assert!(
+        alices["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["username"] == "alice"),
+        "{alices}"
+    );
+    let (_, members, _) = w
+        .call(
+            Method::GET,
+            "/audit?method=put&path=/api/v1/projects/etl/members",
+            Some(&root),
+            None,
+        )
+        .await;
+    let want: Vec<i64> = entries
+        .iter()
+        .filter(|e| e["method"] == "PUT")
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/api/v1/projects/etl/members")
+        })
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(ids(&members), want);
     let (s, _, _) = w
         .call(Method::GET, "/audit?limit=0", Some(&root), None)
         .await;

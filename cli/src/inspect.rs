@@ -9,7 +9,7 @@ use chrono::{DateTime, Local, Utc};
 use orca_store::{TaskInstanceRow, WorkflowInstanceRow};
 
 use crate::args::{LogsArgs, Output, PsArgs, StatusArgs, WorkersArgs};
-use crate::client::Client;
+use crate::client::{Client, RunsFilter};
 use crate::run::print_summary;
 
 /// How often `orca logs -f` asks for new output.
@@ -18,7 +18,12 @@ const FOLLOW_EVERY: Duration = Duration::from_millis(500);
 /// `orca ps`: the newest runs, newest first.
 pub async fn ps(args: PsArgs, output: Output) -> anyhow::Result<ExitCode> {
     let client = Client::from_args(&args.server)?;
-    let mut runs = client.list_runs(args.limit.clamp(1, 1000)).await?;
+    let filter = RunsFilter {
+        state: args.state,
+        project: args.project,
+        workflow: args.workflow,
+    };
+    let mut runs = client.list_runs(&filter, args.limit).await?;
     runs.sort_by(|a, b| b.start_time.cmp(&a.start_time).then(b.id.cmp(&a.id)));
     match output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&runs)?),

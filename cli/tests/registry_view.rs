@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use orca::client::Client;
 use orca::standalone::{Standalone, StandaloneOptions};
+use orca_api::page::Page;
 use orca_api::routes::cluster::{MasterView, WorkerView};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -47,7 +48,9 @@ async fn the_registry_view_lists_the_standalone_worker_and_leading_master() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let masters: Vec<MasterView> = resp.json().await.unwrap();
+        let page: Page<MasterView> = resp.json().await.unwrap();
+        assert!(page.next_cursor.is_none(), "one master, one page");
+        let masters = page.items;
         if masters.iter().any(|m| m.leader) {
             break masters;
         }
@@ -59,6 +62,21 @@ async fn the_registry_view_lists_the_standalone_worker_and_leading_master() {
     };
     assert_eq!(masters.len(), 1, "{masters:?}");
     let m = &masters[0];
+    // Filters of GET /workers apply.
+    let filtered = |query: &str| {
+        let req = http
+            .get(format!("{}/api/v1/workers?{query}", s.url))
+            .bearer_auth(&s.token);
+        async move {
+            let page: Page<WorkerView> = req.send().await.unwrap().json().await.unwrap();
+            page.items.len()
+        }
+    };
+    let group = workers[0].group.clone();
+    assert_eq!(filtered(&format!("group={group}")).await, 1);
+    assert_eq!(filtered("group=no-such-group").await, 0);
+    assert_eq!(filtered("label=no-such-label").await, 0);
+    assert_eq!(filtered("state=full").await, 0, "nothing runs");
     assert!(m.addr.ends_with(&s.master_addr.port().to_string()), "{m:?}");
     assert!(m.epoch.is_some_and(|e| e >= 1), "{m:?}");
 

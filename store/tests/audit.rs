@@ -3,7 +3,7 @@
 #[allow(dead_code)]
 mod harness;
 
-use orca_store::{NewAuditEntry, Store};
+use orca_store::{AuditFilter, NewAuditEntry, Store};
 
 use harness::TestDb;
 use harness::fixtures::t;
@@ -35,7 +35,18 @@ conformance!(entries_are_listed_newest_first_by_cursor);
 
 async fn entries_are_listed_newest_first_by_cursor(db: &TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
-    assert!(store.audit_entries(10, None).await.unwrap().is_empty());
+    let page = |limit, before_id| AuditFilter {
+        limit,
+        before_id,
+        ..Default::default()
+    };
+    assert!(
+        store
+            .audit_entries(&page(10, None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let mut ids = Vec::new();
     for i in 0..5i64 {
         let e = NewAuditEntry {
@@ -49,7 +60,7 @@ async fn entries_are_listed_newest_first_by_cursor(db: &TestDb) {
         };
         ids.push(store.insert_audit(&e).await.unwrap());
     }
-    let all = store.audit_entries(10, None).await.unwrap();
+    let all = store.audit_entries(&page(10, None)).await.unwrap();
     let got: Vec<i64> = all.iter().map(|e| e.id).collect();
     let mut want = ids.clone();
     want.reverse();
@@ -60,7 +71,10 @@ async fn entries_are_listed_newest_first_by_cursor(db: &TestDb) {
     assert_eq!(all[0].username.as_deref(), Some("user4"));
     assert_eq!(all[0].request_id, "req-4");
     assert_eq!(all[0].at, t(4));
-    let page = store.audit_entries(2, Some(ids[3])).await.unwrap();
-    let got: Vec<i64> = page.iter().map(|e| e.id).collect();
-    assert_eq!(got, vec![ids[2], ids[1]]);
+    // Up to limit + 1 rows: the extra one tells that more follow.
+    let rows = store.audit_entries(&page(2, Some(ids[3]))).await.unwrap();
+    let got: Vec<i64> = rows.iter().map(|e| e.id).collect();
+    assert_eq!(got, vec![ids[2], ids[1], ids[0]]);
+    let rows = store.audit_entries(&page(2, Some(ids[2]))).await.unwrap();
+    assert_eq!(rows.len(), 2);
 }

@@ -2,36 +2,37 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use orca_store::AuditRow;
-use serde::{Deserialize, Serialize};
+use orca_store::{AuditFilter, AuditRow};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::page::{Page, PageQuery, encode_id};
 
-/// Entries per page when `limit` is absent.
-pub const DEFAULT_LIMIT: u64 = 100;
-/// Largest page.
-pub const MAX_LIMIT: u64 = 1000;
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// `GET /audit?limit=&cursor=&user=&project=&method=&path=&since=&until=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
-    /// Entries per page (1..=1000, default 100).
+    /// Items per page (1..=1000, default 50).
     pub limit: Option<u64>,
-    /// Only entries older than this id (the `next_before_id` of the
-    /// previous page).
-    pub before_id: Option<i64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Only calls of this user (for logins: the username claimed).
+    pub user: Option<String>,
+    /// Only calls that targeted this project.
+    pub project: Option<String>,
+    /// Only calls with this HTTP method (`POST`, `PUT`, `PATCH`, `DELETE`).
+    pub method: Option<String>,
+    /// Only calls whose path (as recorded, e.g. `/api/v1/workflows`)
+    /// starts with this.
+    pub path: Option<String>,
+    /// Only calls made at or after this time (RFC 3339).
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only calls made before this time (RFC 3339).
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditPage {
-    /// Newest first.
-    pub entries: Vec<AuditRow>,
-    /// Pass as `before_id` for the next page; absent on the last page.
-    pub next_before_id: Option<i64>,
-}
-
-/// `GET /audit?limit=&before_id=` — the audit log, newest first.
+/// `GET /audit` — the audit log, newest first.
 #[utoipa::path(
     get,
     path = "/audit",
@@ -39,28 +40,29 @@ pub struct AuditPage {
     operation_id = "audit_log",
     params(AuditQuery),
     responses(
-        (status = 200, description = "A page of the audit log, newest first", body = AuditPage),
+        (status = 200, description = "A page of the audit log, newest first", body = Page<AuditRow>),
         (status = 422, response = crate::openapi::Invalid),
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<AuditPage>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::Invalid(format!(
-            "limit must be between 1 and {MAX_LIMIT}, got {limit}"
-        )));
-    }
-    let entries = state.store.audit_entries(limit, q.before_id).await?;
-    let next_before_id = if entries.len() as u64 == limit {
-        entries.last().map(|e| e.id)
-    } else {
-        None
+) -> Result<Json<Page<AuditRow>>, ApiError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
     };
-    Ok(Json(AuditPage {
-        entries,
-        next_before_id,
-    }))
+    let limit = page.limit()?;
+    let filter = AuditFilter {
+        username: q.user,
+        project: q.project,
+        method: q.method.map(|m| m.to_ascii_uppercase()),
+        path_prefix: q.path,
+        since: q.since,
+        until: q.until,
+        before_id: page.cursor_id()?,
+        limit,
+    };
+    let rows = state.store.audit_entries(&filter).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |e| encode_id(e.id))))
 }

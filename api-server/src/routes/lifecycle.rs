@@ -11,9 +11,10 @@ use serde_json::Value;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::page::{Page, PageQuery, encode_id};
 use crate::routes::workflows::current_workflow;
 
-/// `GET /workflows/{project}/{name}/versions`.
+/// Every version of a workflow (see [`versions`]).
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct WorkflowVersions {
     pub project: String,
@@ -22,6 +23,21 @@ pub struct WorkflowVersions {
     pub release_state: ReleaseState,
     /// Oldest first.
     pub versions: Vec<WorkflowVersionInfo>,
+}
+
+/// `GET /workflows/{project}/{name}/versions`: a page of versions (the
+/// `items` and `next_cursor` of every list) with the workflow they are of.
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+pub struct WorkflowVersionPage {
+    pub project: String,
+    pub name: String,
+    pub current_version: i32,
+    pub release_state: ReleaseState,
+    /// Oldest first.
+    pub items: Vec<WorkflowVersionInfo>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// One field that differs between two versions.
@@ -105,18 +121,49 @@ async fn version(
         })
 }
 
-/// `GET /workflows/{project}/{name}/versions`: every stored version.
+/// `GET /workflows/{project}/{name}/versions`: the stored versions, oldest
+/// first.
 #[utoipa::path(
     get,
     path = "/workflows/{project}/{name}/versions",
     tag = "workflows",
     operation_id = "list_workflow_versions",
-    params(("project" = String, Path, description = "Project name"), ("name" = String, Path, description = "Workflow name")),
+    params(("project" = String, Path, description = "Project name"), ("name" = String, Path, description = "Workflow name"), PageQuery),
     responses(
-        (status = 200, description = "The versions, oldest first, and the release state", body = WorkflowVersions),
+        (status = 200, description = "A page of the versions, oldest first, and the release state", body = WorkflowVersionPage),
         (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
+pub async fn list_versions(
+    State(state): State<AppState>,
+    Path((project, name)): Path<(String, String)>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<WorkflowVersionPage>, ApiError> {
+    let limit = page.limit()?;
+    let after = page
+        .cursor_id()?
+        .map(|v| i32::try_from(v).map_err(|_| bad_version_cursor(&page)))
+        .transpose()?;
+    let def = current_workflow(&state, &project, &name).await?;
+    let release_state = state.store.release_state(def.id).await?.unwrap_or_default();
+    let rows = state
+        .store
+        .workflow_versions_page(def.id, after, limit)
+        .await?;
+    let page = Page::from_fetched(rows, limit, |v| encode_id(i64::from(v.version)));
+    Ok(Json(WorkflowVersionPage {
+        project: def.project,
+        name: def.name,
+        current_version: def.version,
+        release_state,
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Every stored version of a workflow, oldest first, unpaged (gRPC
+/// `ListWorkflowVersions` pages it itself).
 pub async fn versions(
     State(state): State<AppState>,
     Path((project, name)): Path<(String, String)>,
@@ -131,6 +178,13 @@ pub async fn versions(
         release_state,
         versions,
     }))
+}
+
+fn bad_version_cursor(page: &PageQuery) -> ApiError {
+    ApiError::Invalid(format!(
+        "cursor: {:?} is not a cursor of this list; pass the `next_cursor` of the previous page, or omit it for the first page",
+        page.cursor.as_deref().unwrap_or_default()
+    ))
 }
 
 /// `GET /workflows/{project}/{name}/versions/{version}`: the spec and

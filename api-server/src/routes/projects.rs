@@ -5,12 +5,13 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use orca_store::{MemberRow, ProjectRole, ProjectRow, WorkflowInstanceRow};
+use orca_store::{MemberRow, ProjectRole, ProjectRow, ReleaseState, WorkflowInstanceRow};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::{AuthError, Caller};
 use crate::error::ApiError;
+use crate::page::{Page, PageQuery, decode_name_pair, encode_id, encode_name, encode_name_pair};
 use crate::routes::runs::ListQuery;
 use crate::routes::workflows::WorkflowSummary;
 
@@ -24,25 +25,59 @@ pub struct ProjectSummary {
     pub role: Option<ProjectRole>,
 }
 
+/// `GET /projects?limit=&cursor=&name=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectsQuery {
+    /// Items per page (1..=1000, default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Only projects whose name contains this (case-insensitive).
+    pub name: Option<String>,
+}
+
+/// The projects `caller` may view, for the store's filters: `None` for
+/// admins (all).
+pub(crate) fn viewable(caller: &Caller) -> Option<Vec<String>> {
+    (!caller.user.admin).then(|| caller.roles.keys().cloned().collect())
+}
+
 #[utoipa::path(
     get,
     path = "/projects",
     tag = "projects",
     operation_id = "list_projects",
+    params(ProjectsQuery),
     responses(
-        (status = 200, description = "The projects the caller can view", body = Vec<ProjectSummary>),
+        (status = 200, description = "A page of the projects the caller can view, by name", body = Page<ProjectSummary>),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
-/// `GET /projects`: the projects the caller can view (admins: all).
+/// `GET /projects`: the projects the caller can view (admins: all), by
+/// name.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<ProjectSummary>>, AuthError> {
-    let projects = state.store.list_projects().await?;
-    Ok(Json(
-        projects
+    Query(q): Query<ProjectsQuery>,
+) -> Result<Json<Page<ProjectSummary>>, AuthError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let filter = orca_store::ProjectFilter {
+        projects: viewable(&caller),
+        name_contains: q.name,
+        after: page.cursor_name()?,
+        limit,
+    };
+    let rows = state.store.projects_page(&filter).await?;
+    let page = Page::from_fetched(rows, limit, |p| encode_name(&p.name));
+    Ok(Json(Page {
+        items: page
+            .items
             .into_iter()
-            .filter(|p| caller.can_view(&p.name))
             .map(|p| ProjectSummary {
                 role: caller.role(&p.name),
                 id: p.id,
@@ -50,7 +85,27 @@ pub async fn list(
                 created_at: p.created_at,
             })
             .collect(),
-    ))
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// The projects `caller` can view (admins: all), by name (`GET /projects`,
+/// gRPC `ListProjects`).
+pub async fn visible_projects(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<Vec<ProjectSummary>, AuthError> {
+    let projects = state.store.list_projects().await?;
+    Ok(projects
+        .into_iter()
+        .filter(|p| caller.can_view(&p.name))
+        .map(|p| ProjectSummary {
+            role: caller.role(&p.name),
+            id: p.id,
+            name: p.name,
+            created_at: p.created_at,
+        })
+        .collect())
 }
 
 /// Body of `POST /projects`.
@@ -122,24 +177,58 @@ async fn project(state: &AppState, name: &str) -> Result<ProjectRow, AuthError> 
         })?)
 }
 
-/// `GET /projects/{project}/members`.
+/// `GET /projects/{project}/members?limit=&cursor=&role=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MembersQuery {
+    /// Items per page (1..=1000, default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Only members with this role.
+    pub role: Option<ProjectRole>,
+}
+
+/// `GET /projects/{project}/members`: the project's members, by username.
 #[utoipa::path(
     get,
     path = "/projects/{project}/members",
     tag = "projects",
     operation_id = "list_members",
-    params(("project" = String, Path, description = "Project name")),
+    params(("project" = String, Path, description = "Project name"), MembersQuery),
     responses(
-        (status = 200, description = "The project's members", body = Vec<MemberRow>),
+        (status = 200, description = "A page of the project's members, by username", body = Page<MemberRow>),
         (status = 404, response = crate::openapi::NotFound),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
 pub async fn members(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<MemberRow>>, AuthError> {
+    Query(q): Query<MembersQuery>,
+) -> Result<Json<Page<MemberRow>>, AuthError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let filter = orca_store::MemberFilter {
+        role: q.role,
+        after: page.cursor_name()?,
+        limit,
+    };
     let p = project(&state, &name).await?;
-    Ok(Json(state.store.members(p.id).await?))
+    let rows = state.store.members_page(p.id, &filter).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |m| {
+        encode_name(&m.username)
+    })))
+}
+
+/// The members of project `name` (`GET /projects/{project}/members`, gRPC
+/// `ListMembers`).
+pub async fn project_members(state: &AppState, name: &str) -> Result<Vec<MemberRow>, AuthError> {
+    let p = project(state, name).await?;
+    Ok(state.store.members(p.id).await?)
 }
 
 /// Body of `PUT /projects/{project}/members/{username}`.
@@ -216,27 +305,66 @@ pub async fn delete_member(
     }
 }
 
+/// `GET /workflows?limit=&cursor=&project=&name=&release_state=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WorkflowsQuery {
+    /// Items per page (1..=1000, default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Only workflows of this project.
+    pub project: Option<String>,
+    /// Only workflows whose name contains this (case-insensitive).
+    pub name: Option<String>,
+    /// Only `online` or only `offline` workflows.
+    pub release_state: Option<ReleaseState>,
+}
+
+/// The cursor after workflow `project`/`name`: both joined by a NUL, so
+/// the key sorts like the pair (as gRPC `ListWorkflows` pages).
+fn workflow_cursor(project: &str, name: &str) -> String {
+    encode_name_pair(project, name)
+}
+
 #[utoipa::path(
     get,
     path = "/workflows",
     tag = "workflows",
     operation_id = "list_workflows",
+    params(WorkflowsQuery),
     responses(
-        (status = 200, description = "Current versions of the workflows the caller can view", body = Vec<WorkflowSummary>),
+        (status = 200, description = "A page of the current versions of the workflows the caller can view, by project then name", body = Page<WorkflowSummary>),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
-/// `GET /workflows`: current versions of the workflows the caller can view.
+/// `GET /workflows`: current versions of the workflows the caller can view,
+/// by project then name.
 pub async fn list_workflows(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<WorkflowSummary>>, AuthError> {
-    let rows = state.store.list_workflows(None).await?;
-    Ok(Json(
-        rows.iter()
-            .filter(|r| caller.can_view(&r.project))
-            .map(WorkflowSummary::from)
-            .collect(),
-    ))
+    Query(q): Query<WorkflowsQuery>,
+) -> Result<Json<Page<WorkflowSummary>>, AuthError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let after = page.cursor.as_deref().map(decode_name_pair).transpose()?;
+    let filter = orca_store::WorkflowFilter {
+        projects: viewable(&caller),
+        project: q.project,
+        name_contains: q.name,
+        release_state: q.release_state,
+        after,
+        limit,
+    };
+    let rows = state.store.workflows_page(&filter).await?;
+    let page = Page::from_fetched(rows, limit, |r| workflow_cursor(&r.project, &r.name));
+    Ok(Json(Page {
+        items: page.items.iter().map(WorkflowSummary::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 #[utoipa::path(
@@ -246,16 +374,17 @@ pub async fn list_workflows(
     operation_id = "list_runs",
     params(ListQuery),
     responses(
-        (status = 200, description = "The newest runs, newest first", body = Vec<WorkflowInstanceRow>),
+        (status = 200, description = "A page of runs, newest first", body = Page<WorkflowInstanceRow>),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
 /// `GET /runs`: runs of the projects the caller can view, newest first,
-/// filtered by state/project/workflow/start time, paged with `before_id`.
+/// filtered by state/project/workflow/start time.
 pub async fn list_runs(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<WorkflowInstanceRow>>, AuthError> {
+) -> Result<Json<Page<WorkflowInstanceRow>>, AuthError> {
     let state_filter = match q.state.as_deref() {
         None => None,
         Some(s) => Some(s.to_ascii_uppercase().parse::<orca_common::WorkflowState>().map_err(|_| {
@@ -264,15 +393,21 @@ pub async fn list_runs(
             )))
         })?),
     };
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
     let filter = orca_store::RunFilter {
-        projects: (!caller.user.admin).then(|| caller.roles.keys().cloned().collect()),
+        projects: viewable(&caller),
         project: q.project,
         workflow: q.workflow,
         state: state_filter,
-        before_id: q.before_id,
+        before_id: page.cursor_id()?,
         since: q.since,
         until: q.until,
-        limit: q.limit.clamp(1, 1000),
+        limit,
     };
-    Ok(Json(state.store.list_runs(&filter).await?))
+    let rows = state.store.list_runs(&filter).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |r| encode_id(r.id))))
 }

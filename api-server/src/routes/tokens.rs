@@ -1,7 +1,7 @@
 //! `/tokens`: the caller's personal access tokens (for scripts).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::Utc;
 use orca_store::{NewToken, TokenKind, TokenRow};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::{AuthError, Caller, generate_token, hash_token};
 use crate::error::ApiError;
+use crate::page::{Page, PageQuery, encode_id};
 
 /// Longest lifetime a token may be given, days.
 pub const MAX_EXPIRY_DAYS: u32 = 3650;
@@ -85,21 +86,30 @@ pub async fn create(
     path = "/tokens",
     tag = "tokens",
     operation_id = "list_tokens",
+    params(PageQuery),
     responses(
-        (status = 200, description = "The caller's personal access tokens", body = Vec<TokenRow>),
+        (status = 200, description = "A page of the caller's personal access tokens, oldest first", body = Page<TokenRow>),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
-/// `GET /tokens`: the caller's personal access tokens (never the secrets).
+/// `GET /tokens`: the caller's personal access tokens (never the secrets),
+/// oldest first.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<Vec<TokenRow>>, AuthError> {
-    Ok(Json(
-        state
-            .store
-            .list_tokens(caller.user.id, Some(TokenKind::PersonalAccess))
-            .await?,
-    ))
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<TokenRow>>, AuthError> {
+    let limit = page.limit()?;
+    let rows = state
+        .store
+        .tokens_page(
+            caller.user.id,
+            Some(TokenKind::PersonalAccess),
+            page.cursor_id()?,
+            limit,
+        )
+        .await?;
+    Ok(Json(Page::from_fetched(rows, limit, |t| encode_id(t.id))))
 }
 
 #[utoipa::path(

@@ -1,14 +1,15 @@
 //! `/users` (admins): create, list, change flags, reset passwords.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use orca_store::{NewUser, UserRow, UserUpdate};
+use orca_store::{NewUser, UserFilter, UserRow, UserUpdate};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::{AuthError, check_password_policy, hash_password};
 use crate::error::ApiError;
+use crate::page::{Page, PageQuery, encode_name};
 
 /// Longest username accepted.
 pub const MAX_USERNAME_BYTES: usize = 64;
@@ -71,18 +72,54 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-/// `GET /users`.
+/// `GET /users?limit=&cursor=&admin=&disabled=&name=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsersQuery {
+    /// Items per page (1..=1000, default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    pub cursor: Option<String>,
+    /// Only admins (`true`) or only non-admins (`false`).
+    pub admin: Option<bool>,
+    /// Only disabled (`true`) or only enabled (`false`) users.
+    pub disabled: Option<bool>,
+    /// Only usernames containing this (case-insensitive).
+    pub name: Option<String>,
+}
+
+/// `GET /users`: users, by username.
 #[utoipa::path(
     get,
     path = "/users",
     tag = "users",
     operation_id = "list_users",
+    params(UsersQuery),
     responses(
-        (status = 200, description = "Every user", body = Vec<UserRow>),
+        (status = 200, description = "A page of the users, by username", body = Page<UserRow>),
+        (status = 422, response = crate::openapi::Invalid),
     ),
 )]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<UserRow>>, AuthError> {
-    Ok(Json(state.store.list_users().await?))
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<UsersQuery>,
+) -> Result<Json<Page<UserRow>>, AuthError> {
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let filter = UserFilter {
+        admin: q.admin,
+        disabled: q.disabled,
+        name_contains: q.name,
+        after: page.cursor_name()?,
+        limit,
+    };
+    let rows = state.store.users_page(&filter).await?;
+    Ok(Json(Page::from_fetched(rows, limit, |u| {
+        encode_name(&u.username)
+    })))
 }
 
 /// Body of `PATCH /users/{username}`; absent fields stay as they are.

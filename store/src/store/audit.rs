@@ -4,7 +4,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::Store;
 use super::convert::db_err;
-use crate::{AuditRow, NewAuditEntry, Result, StoreError};
+use crate::lists::starts_with;
+use crate::{AuditFilter, AuditRow, NewAuditEntry, Result, StoreError};
 
 mod audit_log {
     use sea_orm::entity::prelude::*;
@@ -49,14 +50,35 @@ impl Store {
         Ok(res.last_insert_id)
     }
 
-    /// Up to `limit` entries, newest first, with ids below `before_id`
-    /// when given.
-    pub async fn audit_entries(&self, limit: u64, before_id: Option<i64>) -> Result<Vec<AuditRow>> {
+    /// Entries matching `filter`, newest first, up to `limit + 1` of them
+    /// (the extra one only tells that a next page exists).
+    pub async fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
         let mut q = audit_log::Entity::find()
             .order_by_desc(audit_log::Column::Id)
-            .limit(limit);
-        if let Some(b) = before_id {
+            .limit(filter.limit.saturating_add(1));
+        if let Some(b) = filter.before_id {
             q = q.filter(audit_log::Column::Id.lt(b));
+        }
+        if let Some(u) = &filter.username {
+            q = q.filter(audit_log::Column::Username.eq(u.clone()));
+        }
+        if let Some(p) = &filter.project {
+            q = q.filter(audit_log::Column::Project.eq(p.clone()));
+        }
+        if let Some(m) = &filter.method {
+            q = q.filter(audit_log::Column::Method.eq(m.clone()));
+        }
+        if let Some(prefix) = &filter.path_prefix {
+            q = q.filter(starts_with(
+                (audit_log::Entity, audit_log::Column::Path),
+                prefix,
+            ));
+        }
+        if let Some(t) = filter.since {
+            q = q.filter(audit_log::Column::At.gte(t));
+        }
+        if let Some(t) = filter.until {
+            q = q.filter(audit_log::Column::At.lt(t));
         }
         let rows = q
             .all(&self.reader)

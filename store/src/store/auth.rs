@@ -13,9 +13,11 @@ use super::convert::{db_err, now, parse_enum, workflow_instance_row};
 use super::{Store, finish};
 use crate::entities::auth::{project_member, user, user_token};
 use crate::entities::{command, project, task_instance, workflow_definition, workflow_instance};
+use crate::lists::contains_ci;
 use crate::{
-    BootstrapOutcome, MemberRow, NewToken, NewUser, ProjectRole, ProjectRow, Result, TokenOwner,
-    TokenRow, UserCredentials, UserRow, UserUpdate, WorkflowInstanceRow,
+    BootstrapOutcome, MemberFilter, MemberRow, NewToken, NewUser, ProjectFilter, ProjectRole,
+    ProjectRow, Result, TokenOwner, TokenRow, UserCredentials, UserFilter, UserRow, UserUpdate,
+    WorkflowInstanceRow,
 };
 
 /// Key of the PostgreSQL advisory lock serialising admin bootstraps.
@@ -200,6 +202,32 @@ impl Store {
             .collect())
     }
 
+    /// Users matching `filter`, by username, up to `limit + 1` of them (the
+    /// extra one only tells that a next page exists).
+    pub async fn users_page(&self, filter: &UserFilter) -> Result<Vec<UserRow>> {
+        let mut q = user::Entity::find();
+        if let Some(a) = filter.admin {
+            q = q.filter(user::Column::Admin.eq(a));
+        }
+        if let Some(d) = filter.disabled {
+            q = q.filter(user::Column::Disabled.eq(d));
+        }
+        if let Some(s) = &filter.name_contains {
+            q = q.filter(contains_ci((user::Entity, user::Column::Username), s));
+        }
+        if let Some(after) = &filter.after {
+            q = q.filter(user::Column::Username.gt(after.clone()));
+        }
+        Ok(q.order_by_asc(user::Column::Username)
+            .limit(filter.limit.saturating_add(1))
+            .all(&self.reader)
+            .await
+            .map_err(db_err("list users"))?
+            .into_iter()
+            .map(user_row)
+            .collect())
+    }
+
     /// Admins that are not disabled.
     pub async fn count_enabled_admins(&self) -> Result<u64> {
         user::Entity::find()
@@ -333,6 +361,33 @@ impl Store {
             .collect()
     }
 
+    /// A page of [`Store::list_tokens`]: ids above `after_id`, up to
+    /// `limit + 1` tokens (the extra one only tells that a next page
+    /// exists).
+    pub async fn tokens_page(
+        &self,
+        user_id: i64,
+        kind: Option<crate::TokenKind>,
+        after_id: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<TokenRow>> {
+        let mut q = user_token::Entity::find().filter(user_token::Column::UserId.eq(user_id));
+        if let Some(k) = kind {
+            q = q.filter(user_token::Column::Kind.eq(k.as_str()));
+        }
+        if let Some(a) = after_id {
+            q = q.filter(user_token::Column::Id.gt(a));
+        }
+        q.order_by_asc(user_token::Column::Id)
+            .limit(limit.saturating_add(1))
+            .all(&self.reader)
+            .await
+            .map_err(db_err("list tokens"))?
+            .into_iter()
+            .map(token_row)
+            .collect()
+    }
+
     /// Deletes the token `id` if it belongs to `user_id`; whether it did.
     pub async fn delete_token(&self, user_id: i64, id: i64) -> Result<bool> {
         let res = user_token::Entity::delete_many()
@@ -378,6 +433,32 @@ impl Store {
     pub async fn list_projects(&self) -> Result<Vec<ProjectRow>> {
         Ok(project::Entity::find()
             .order_by_asc(project::Column::Name)
+            .all(&self.reader)
+            .await
+            .map_err(db_err("list projects"))?
+            .into_iter()
+            .map(project_row)
+            .collect())
+    }
+
+    /// Projects matching `filter`, by name, up to `limit + 1` of them (the
+    /// extra one only tells that a next page exists).
+    pub async fn projects_page(&self, filter: &ProjectFilter) -> Result<Vec<ProjectRow>> {
+        let mut q = project::Entity::find();
+        if let Some(names) = &filter.projects {
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            q = q.filter(project::Column::Name.is_in(names.iter().cloned()));
+        }
+        if let Some(s) = &filter.name_contains {
+            q = q.filter(contains_ci((project::Entity, project::Column::Name), s));
+        }
+        if let Some(after) = &filter.after {
+            q = q.filter(project::Column::Name.gt(after.clone()));
+        }
+        Ok(q.order_by_asc(project::Column::Name)
+            .limit(filter.limit.saturating_add(1))
             .all(&self.reader)
             .await
             .map_err(db_err("list projects"))?
@@ -448,6 +529,32 @@ impl Store {
                     .eq(project_id),
             )
             .take();
+        self.members_by(q).await
+    }
+
+    /// Members of a project matching `filter`, by username, up to
+    /// `limit + 1` of them (the extra one only tells that a next page
+    /// exists).
+    pub async fn members_page(
+        &self,
+        project_id: i64,
+        filter: &MemberFilter,
+    ) -> Result<Vec<MemberRow>> {
+        let mut q = member_query()
+            .and_where(
+                Expr::col((project_member::Entity, project_member::Column::ProjectId))
+                    .eq(project_id),
+            )
+            .limit(filter.limit.saturating_add(1))
+            .take();
+        if let Some(r) = filter.role {
+            q.and_where(
+                Expr::col((project_member::Entity, project_member::Column::Role)).eq(r.as_str()),
+            );
+        }
+        if let Some(after) = &filter.after {
+            q.and_where(Expr::col((user::Entity, user::Column::Username)).gt(after.as_str()));
+        }
         self.members_by(q).await
     }
 
@@ -533,8 +640,9 @@ impl Store {
         }
     }
 
-    /// The newest `limit` runs of these projects, newest first.
-    /// Runs matching `filter`, newest first (cursor: `before_id`).
+    /// Runs matching `filter`, newest first (cursor: `before_id`), up to
+    /// `limit + 1` of them (the extra one only tells that a next page
+    /// exists).
     pub async fn list_runs(&self, filter: &crate::RunFilter) -> Result<Vec<WorkflowInstanceRow>> {
         let mut q = workflow_instance::Entity::find();
         if let Some(projects) = &filter.projects {
@@ -562,7 +670,7 @@ impl Store {
             q = q.filter(workflow_instance::Column::StartTime.lt(t));
         }
         q.order_by_desc(workflow_instance::Column::Id)
-            .limit(filter.limit)
+            .limit(filter.limit.saturating_add(1))
             .all(&self.reader)
             .await
             .map_err(db_err("list runs"))?

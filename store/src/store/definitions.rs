@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use orca_common::WorkflowSpec;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, TryInsertResult,
@@ -16,7 +16,8 @@ use crate::entities::{
     project, task_definition, task_relation, workflow_definition as def,
     workflow_definition_version as ver,
 };
-use crate::{Result, StoreError, WorkflowDefinitionRow};
+use crate::lists::contains_ci;
+use crate::{Result, StoreError, WorkflowDefinitionRow, WorkflowFilter};
 
 /// One row of the definition ⋈ project ⋈ version join.
 #[derive(Debug, FromQueryResult)]
@@ -343,6 +344,52 @@ impl Store {
         }
         q.order_by((project::Entity, project::Column::Name), Order::Asc)
             .order_by((def::Entity, def::Column::Name), Order::Asc);
+        let rows = self.reader.query_all(&q).await.map_err(db_err(OP))?;
+        rows.iter()
+            .map(|r| {
+                DefJoined::from_query_result(r, "")
+                    .map_err(db_err(OP))?
+                    .into_row()
+            })
+            .collect()
+    }
+
+    /// Current versions of the workflows matching `filter`, by project
+    /// then name, up to `limit + 1` of them (the extra one only tells that
+    /// a next page exists).
+    pub async fn workflows_page(
+        &self,
+        filter: &WorkflowFilter,
+    ) -> Result<Vec<WorkflowDefinitionRow>> {
+        const OP: &str = "list workflow definitions";
+        let project_name = || Expr::col((project::Entity, project::Column::Name));
+        let def_name = || Expr::col((def::Entity, def::Column::Name));
+        let mut q = def_query(At::Current);
+        if let Some(names) = &filter.projects {
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.and_where(project_name().is_in(names.iter().cloned()));
+        }
+        if let Some(p) = &filter.project {
+            q.and_where(project_name().eq(p.as_str()));
+        }
+        if let Some(s) = &filter.name_contains {
+            q.and_where(contains_ci((def::Entity, def::Column::Name), s));
+        }
+        if let Some(r) = filter.release_state {
+            q.and_where(Expr::col((def::Entity, def::Column::ReleaseState)).eq(r.as_str()));
+        }
+        if let Some((p, n)) = &filter.after {
+            q.cond_where(
+                Cond::any()
+                    .add(project_name().gt(p.as_str()))
+                    .add(project_name().eq(p.as_str()).and(def_name().gt(n.as_str()))),
+            );
+        }
+        q.order_by((project::Entity, project::Column::Name), Order::Asc)
+            .order_by((def::Entity, def::Column::Name), Order::Asc)
+            .limit(filter.limit.saturating_add(1));
         let rows = self.reader.query_all(&q).await.map_err(db_err(OP))?;
         rows.iter()
             .map(|r| {
