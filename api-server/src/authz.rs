@@ -295,6 +295,17 @@ fn import_projects(
 ) -> Result<(), AuthError> {
     let req: ImportRequest = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::Invalid(format!("request body: {e}")))?;
+    import_request_projects(caller, min, &req, note)
+}
+
+/// Checks `min` on every project the import `req` writes to (REST
+/// `POST /workflows:import` and gRPC `ImportWorkflows`).
+pub(crate) fn import_request_projects(
+    caller: &Caller,
+    min: ProjectRole,
+    req: &ImportRequest,
+    note: impl Fn(&str),
+) -> Result<(), AuthError> {
     note(&req.project);
     require(caller, min, &req.project, project_hidden(&req.project))?;
     if req.format != "pydolphinscheduler-yaml" {

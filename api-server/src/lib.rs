@@ -15,6 +15,7 @@ pub mod nudge;
 pub mod openapi;
 pub mod page;
 pub mod routes;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,8 +90,18 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
-/// Binds and serves the API in the background.
+/// Binds and serves the API in the background (plain HTTP).
 pub async fn serve(listen: SocketAddr, state: AppState) -> Result<ApiHandle, BindError> {
+    serve_with_tls(listen, state, None).await
+}
+
+/// Binds and serves the API in the background, over TLS when `tls` is
+/// given (HTTP/1.1 and HTTP/2 by ALPN).
+pub async fn serve_with_tls(
+    listen: SocketAddr,
+    state: AppState,
+    tls: Option<&tls::ApiTls>,
+) -> Result<ApiHandle, BindError> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| BindError {
@@ -103,17 +114,34 @@ pub async fn serve(listen: SocketAddr, state: AppState) -> Result<ApiHandle, Bin
     })?;
     let (tx, mut rx) = watch::channel(false);
     let app = router(state);
-    let task = tokio::spawn(async move {
-        let res = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|s| *s).await;
+    let shutdown = async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let res = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await;
+            if let Err(e) = res {
+                tracing::error!(error = %e, "API server failed");
+            }
+        }),
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, tls).map_err(|source| BindError {
+                addr: listen,
+                source,
+            })?;
+            tokio::spawn(async move {
+                let res = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "API server failed");
+                }
             })
-            .await;
-        if let Err(e) = res {
-            tracing::error!(error = %e, "API server failed");
         }
-    });
-    tracing::info!(%addr, "API listening");
+    };
+    tracing::info!(%addr, tls = tls.is_some(), "API listening");
     Ok(ApiHandle {
         addr,
         shutdown: tx,

@@ -15,7 +15,8 @@ pub struct Cli {
     /// More log output (-v info, -vv debug); ORCA_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Output of `ps`, `status` and `workers` (and of `run` at its end).
+    /// Output of `ps`, `status`, `workers`, `schedule`, `versions`, `diff`,
+    /// `online`/`offline` (and of `run` at its end).
     #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
     #[command(subcommand)]
@@ -64,6 +65,18 @@ pub enum Command {
     Rerun(RerunArgs),
     /// Mark a task of a run that is not running as succeeded.
     ForceSuccess(ForceSuccessArgs),
+    /// A workflow's cron schedule: set, show, preview, delete.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// List the stored versions of a workflow, oldest first.
+    Versions(WorkflowArgs),
+    /// What changed between two versions of a workflow.
+    Diff(DiffArgs),
+    /// Bring a workflow online: it can be triggered and its schedule fires.
+    Online(WorkflowArgs),
+    /// Take a workflow offline: triggers are refused, its schedule does not
+    /// fire; runs already started go on.
+    Offline(WorkflowArgs),
     /// Run a master (cluster mode: etcd + PostgreSQL).
     Master(ServeArgs),
     /// Run a worker (cluster mode).
@@ -156,6 +169,12 @@ pub struct StandaloneArgs {
     /// Python interpreter for PYTHON tasks.
     #[arg(long, default_value = "python3", env = "ORCA_PYTHON")]
     pub python: String,
+    /// TOML config file; a standalone reads its `[log_store]` section.
+    #[arg(short, long)]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. `--set log_store.kind=dir` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn default_slots() -> u32 {
@@ -203,9 +222,18 @@ pub struct ApplyArgs {
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
-    /// How many runs to list (at most 1000).
-    #[arg(short = 'n', long, default_value_t = 20)]
-    pub limit: u32,
+    /// How many runs to list (newest first; pages are followed as needed).
+    #[arg(short = 'n', long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+    /// Only runs in this state: RUNNING, SUCCESS, FAILURE, STOP or PAUSE.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only runs of this workflow (its name).
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// Only runs of this project.
+    #[arg(long)]
+    pub project: Option<String>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -311,4 +339,73 @@ pub struct LogsArgs {
     pub follow: bool,
     #[command(flatten)]
     pub server: ServerArgs,
+}
+
+/// A workflow on the server.
+#[derive(Debug, Args, Clone)]
+pub struct WorkflowArgs {
+    /// Workflow: `NAME` (in --project) or `PROJECT/NAME`.
+    #[arg(value_name = "[PROJECT/]WORKFLOW")]
+    pub workflow: String,
+    /// Project of WORKFLOW when it names none.
+    #[arg(short = 'P', long, default_value = "default")]
+    pub project: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Create or replace the schedule (enabled unless --disabled).
+    Set(ScheduleSetArgs),
+    /// Show the schedule.
+    Show(WorkflowArgs),
+    /// List the next fire times.
+    Preview(SchedulePreviewArgs),
+    /// Delete the schedule (no error when there is none).
+    Delete(WorkflowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleSetArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// Quartz cron (`sec min hour day month weekday [year]`, e.g.
+    /// `0 0 2 * * ? *`) or 5-field Unix cron.
+    #[arg(long)]
+    pub cron: String,
+    /// IANA time zone the expression is evaluated in.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// No fire before this time (RFC 3339, e.g. 2026-01-01T00:00:00Z).
+    #[arg(long)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// No fire after this time (RFC 3339).
+    #[arg(long)]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+    /// Store the schedule without letting it fire.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Start parameter of every run it fires, `--param key=value` (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchedulePreviewArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// How many fire times (1-100).
+    #[arg(short = 'n', long, default_value_t = 5)]
+    pub count: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub workflow: WorkflowArgs,
+    /// The old version.
+    pub from: i32,
+    /// The new version.
+    pub to: i32,
 }

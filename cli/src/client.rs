@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use orca_api::page::{MAX_LIMIT, Page};
 use orca_api::routes::auth::{LoginRequest, LoginResponse, MeResponse};
 use orca_api::routes::runs::{RunDetail, TriggerRequest, TriggerResponse};
 use orca_api::routes::tokens::{CreateTokenRequest, CreatedToken};
@@ -22,6 +23,16 @@ pub struct CliCredentials {
 }
 
 pub const CREDENTIALS_FILE: &str = "cli.json";
+
+/// Filters of [`Client::list_runs`] (`GET /runs`); `None` does not filter.
+#[derive(Debug, Clone, Default)]
+pub struct RunsFilter {
+    /// RUNNING, SUCCESS, FAILURE, STOP or PAUSE.
+    pub state: Option<String>,
+    pub project: Option<String>,
+    /// Workflow name.
+    pub workflow: Option<String>,
+}
 
 pub fn read_credentials(data_dir: &Path) -> anyhow::Result<CliCredentials> {
     let path = data_dir.join(CREDENTIALS_FILE);
@@ -44,8 +55,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(url: &str, token: &str) -> Self {
+        // An unreadable CA file is reported, and then the server's
+        // certificate check fails naming its issuer.
+        let http = crate::config::http_client().unwrap_or_else(|e| {
+            eprintln!("warning: {e:#}");
+            reqwest::Client::new()
+        });
         Client {
-            http: reqwest::Client::new(),
+            http,
             base: format!("{}/api/v1", url.trim_end_matches('/')),
             token: token.to_string(),
         }
@@ -180,23 +197,84 @@ impl Client {
         .await
     }
 
-    /// `GET /runs?limit=N`: the newest runs the caller can see.
-    pub async fn list_runs(&self, limit: u32) -> anyhow::Result<Vec<WorkflowInstanceRow>> {
-        self.send(
-            self.http
-                .get(format!("{}/runs", self.base))
-                .query(&[("limit", limit)]),
+    /// One page of a list (a [`Page`], or a page with more fields):
+    /// `GET url?query&limit=&cursor=`.
+    async fn page<P: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        limit: u64,
+        cursor: Option<&str>,
+        what: &str,
+    ) -> anyhow::Result<P> {
+        let mut req = self.http.get(url).query(query).query(&[("limit", limit)]);
+        if let Some(c) = cursor {
+            req = req.query(&[("cursor", c)]);
+        }
+        self.send(req, what).await
+    }
+
+    /// Up to `max` items of a list (all of them if `None`), following
+    /// `next_cursor` only as far as needed.
+    async fn collect<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        max: Option<u64>,
+        what: &str,
+    ) -> anyhow::Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let left = max.map_or(MAX_LIMIT, |m| m - items.len() as u64);
+            if left == 0 {
+                return Ok(items);
+            }
+            let page: Page<T> = self
+                .page(url, query, left.min(MAX_LIMIT), cursor.as_deref(), what)
+                .await?;
+            items.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// `GET /runs`: up to `limit` of the newest runs the caller can see
+    /// that match `filter`, newest first (as many pages as that takes).
+    pub async fn list_runs(
+        &self,
+        filter: &RunsFilter,
+        limit: u64,
+    ) -> anyhow::Result<Vec<WorkflowInstanceRow>> {
+        let mut query = Vec::new();
+        for (k, v) in [
+            ("state", &filter.state),
+            ("project", &filter.project),
+            ("workflow", &filter.workflow),
+        ] {
+            if let Some(v) = v {
+                query.push((k, v.clone()));
+            }
+        }
+        self.collect(
+            &format!("{}/runs", self.base),
+            &query,
+            Some(limit),
             "list runs",
         )
         .await
     }
 
-    /// `GET /workers`; `Ok(None)` when the server has no such endpoint
-    /// (any 404 or 405: a list has no missing item).
+    /// `GET /workers`, every page: the workers as a JSON array; `Ok(None)`
+    /// when the server has no such endpoint (any 404 or 405: a list has no
+    /// missing item).
     pub async fn workers(&self) -> anyhow::Result<Option<serde_json::Value>> {
         let what = "list workers";
+        let url = format!("{}/workers", self.base);
         let resp = self
-            .authed(self.http.get(format!("{}/workers", self.base)))
+            .authed(self.http.get(&url).query(&[("limit", MAX_LIMIT)]))
             .send()
             .await
             .with_context(|| format!("{what}: cannot reach the Orca API at {}", self.base))?;
@@ -206,13 +284,21 @@ impl Client {
         ) {
             return Ok(None);
         }
-        let v = self
+        let first: Page<serde_json::Value> = self
             .check(resp, what)
             .await?
             .json()
             .await
             .with_context(|| format!("{what}: unexpected response"))?;
-        Ok(Some(v))
+        let mut workers = first.items;
+        let mut cursor = first.next_cursor;
+        while let Some(c) = cursor {
+            let page: Page<serde_json::Value> =
+                self.page(&url, &[], MAX_LIMIT, Some(&c), what).await?;
+            workers.extend(page.items);
+            cursor = page.next_cursor;
+        }
+        Ok(Some(serde_json::Value::Array(workers)))
     }
 
     pub async fn apply(
@@ -326,6 +412,135 @@ impl Client {
         .text()
         .await
         .with_context(|| format!("{what}: the response broke off"))
+    }
+}
+
+/// Workflow lifecycle and schedules: `orca schedule`, `versions`, `diff`,
+/// `online`/`offline`.
+impl Client {
+    fn workflow_url(&self, project: &str, name: &str, rest: &str) -> String {
+        format!(
+            "{}/workflows/{}/{}{rest}",
+            self.base,
+            enc(project),
+            enc(name)
+        )
+    }
+
+    /// `PUT /workflows/{project}/{name}/schedule`.
+    pub async fn put_schedule(
+        &self,
+        project: &str,
+        name: &str,
+        body: &orca_api::routes::schedules::ScheduleRequest,
+    ) -> anyhow::Result<orca_store::ScheduleRow> {
+        let url = self.workflow_url(project, name, "/schedule");
+        self.send(
+            self.http.put(url).json(body),
+            &format!("set the schedule of {project}/{name}"),
+        )
+        .await
+    }
+
+    /// `GET /workflows/{project}/{name}/schedule`.
+    pub async fn schedule(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> anyhow::Result<orca_store::ScheduleRow> {
+        let url = self.workflow_url(project, name, "/schedule");
+        self.send(
+            self.http.get(url),
+            &format!("read the schedule of {project}/{name}"),
+        )
+        .await
+    }
+
+    /// `GET /workflows/{project}/{name}/schedule/preview?count=N`.
+    pub async fn preview_schedule(
+        &self,
+        project: &str,
+        name: &str,
+        count: usize,
+    ) -> anyhow::Result<orca_api::routes::schedules::SchedulePreview> {
+        let url = self.workflow_url(project, name, "/schedule/preview");
+        self.send(
+            self.http.get(url).query(&[("count", count)]),
+            &format!("preview the schedule of {project}/{name}"),
+        )
+        .await
+    }
+
+    /// `DELETE /workflows/{project}/{name}/schedule`.
+    pub async fn delete_schedule(&self, project: &str, name: &str) -> anyhow::Result<()> {
+        let url = self.workflow_url(project, name, "/schedule");
+        self.send_raw(
+            self.http.delete(url),
+            &format!("delete the schedule of {project}/{name}"),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /workflows/{project}/{name}/versions`, every page.
+    pub async fn versions(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> anyhow::Result<orca_api::routes::lifecycle::WorkflowVersions> {
+        use orca_api::routes::lifecycle::{WorkflowVersionPage, WorkflowVersions};
+        let url = self.workflow_url(project, name, "/versions");
+        let what = format!("list the versions of {project}/{name}");
+        let mut cursor: Option<String> = None;
+        let mut versions = Vec::new();
+        loop {
+            let page: WorkflowVersionPage = self
+                .page(&url, &[], MAX_LIMIT, cursor.as_deref(), &what)
+                .await?;
+            versions.extend(page.items);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                return Ok(WorkflowVersions {
+                    project: page.project,
+                    name: page.name,
+                    current_version: page.current_version,
+                    release_state: page.release_state,
+                    versions,
+                });
+            }
+        }
+    }
+
+    /// `GET /workflows/{project}/{name}/versions/{from}/diff/{to}`.
+    pub async fn diff(
+        &self,
+        project: &str,
+        name: &str,
+        from: i32,
+        to: i32,
+    ) -> anyhow::Result<orca_api::routes::lifecycle::WorkflowDiff> {
+        let url = self.workflow_url(project, name, &format!("/versions/{from}/diff/{to}"));
+        self.send(
+            self.http.get(url),
+            &format!("diff {project}/{name} v{from} and v{to}"),
+        )
+        .await
+    }
+
+    /// `POST /workflows/{project}/{name}/online` (or `/offline`).
+    pub async fn set_online(
+        &self,
+        project: &str,
+        name: &str,
+        online: bool,
+    ) -> anyhow::Result<orca_api::routes::lifecycle::ReleaseStateResponse> {
+        let verb = if online { "online" } else { "offline" };
+        let url = self.workflow_url(project, name, &format!("/{verb}"));
+        self.send(
+            self.http.post(url),
+            &format!("take {project}/{name} {verb}"),
+        )
+        .await
     }
 }
 

@@ -20,6 +20,40 @@ use crate::client::{CREDENTIALS_FILE, read_credentials};
 pub struct ClientConfig {
     pub server: Option<String>,
     pub token: Option<String>,
+    /// PEM file of extra CA certificates trusted for `https://` servers
+    /// (e.g. a self-signed server certificate); `ORCA_CA_CERT` overrides.
+    pub ca_cert: Option<String>,
+}
+
+/// The CA file a client trusts besides the public roots: `ORCA_CA_CERT`,
+/// else `ca_cert` of the config file.
+pub fn ca_cert_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ORCA_CA_CERT").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let cfg = config_path().and_then(|p| load(&p).ok().flatten())?;
+    cfg.ca_cert
+        .filter(|c| !c.trim().is_empty())
+        .map(PathBuf::from)
+}
+
+/// The HTTP client of the client verbs: public roots plus the certificates
+/// of [`ca_cert_path`].
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = ca_cert_path() {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} is not a PEM certificate (bundle)", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    builder.build().context("cannot set up the HTTP client")
 }
 
 /// The config file path: `$XDG_CONFIG_HOME/orca/config.toml`, else

@@ -8,6 +8,7 @@ pub mod client;
 pub mod config;
 pub mod inspect;
 pub mod login;
+pub mod manage;
 pub mod ops;
 pub mod run;
 pub mod serve;
@@ -64,6 +65,11 @@ async fn dispatch(cmd: Command, output: args::Output) -> anyhow::Result<ExitCode
         Command::Resume(a) => run::run_op(a, "resume").await,
         Command::Rerun(a) => run::rerun(a).await,
         Command::ForceSuccess(a) => run::force_success(a).await,
+        Command::Schedule(a) => manage::schedule(a, output).await,
+        Command::Versions(a) => manage::versions(a, output).await,
+        Command::Diff(a) => manage::diff(a, output).await,
+        Command::Online(a) => manage::release(a, true, output).await,
+        Command::Offline(a) => manage::release(a, false, output).await,
         Command::Master(a) => serve::run_master(a).await,
         Command::Worker(a) => serve::run_worker(a).await,
         Command::Api(a) => serve::run_api(a).await,

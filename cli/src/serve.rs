@@ -51,12 +51,19 @@ async fn registry(cfg: &OrcaConfig) -> anyhow::Result<Arc<dyn Registry>> {
 }
 
 async fn store(cfg: &OrcaConfig) -> anyhow::Result<Store> {
-    Store::connect(&cfg.store.url).await.with_context(|| {
+    let logs = orca_store::log_store::open(&cfg.log_store).with_context(|| {
+        format!(
+            "cannot set up log_store.kind = {:?}",
+            cfg.log_store.kind.as_str()
+        )
+    })?;
+    let store = Store::connect(&cfg.store.url).await.with_context(|| {
         format!(
             "cannot open the metadata store (store.url = {})",
             redact(&cfg.store.url)
         )
-    })
+    })?;
+    Ok(store.with_log_store(logs))
 }
 
 /// Hides a password in a database URL.
@@ -178,9 +185,18 @@ pub async fn run_api(args: ApiServeArgs) -> anyhow::Result<ExitCode> {
         metrics: crate::ops::metrics_handle(),
         registry: Some(registry),
     };
-    let api = orca_api::serve(cfg.api.listen, state.clone()).await?;
-    let grpc = orca_api::grpc::serve_grpc(cfg.api.grpc_listen, state).await?;
-    let url = format!("http://{}", api.addr);
+    let tls = match cfg.api.tls() {
+        Some((cert, key)) => Some(orca_api::tls::ApiTls::from_pem_files(
+            std::path::Path::new(cert),
+            std::path::Path::new(key),
+        )?),
+        None => None,
+    };
+    let api = orca_api::serve_with_tls(cfg.api.listen, state.clone(), tls.as_ref()).await?;
+    let grpc =
+        orca_api::grpc::serve_grpc_with_tls(cfg.api.grpc_listen, state, tls.as_ref()).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}", api.addr);
     println!("orca api up: {url}/api/v1 (health {url}/health, metrics {url}/metrics)");
     println!(
         "orca gRPC API up: {} (orca.v1.OrcaApi, gRPC health, reflection)",

@@ -222,6 +222,24 @@ async fn login_apply_run_by_name_ps_status_and_logs() {
     assert_eq!(run.state, WorkflowState::Success);
     assert_eq!(run.params.get("who").map(String::as_str), Some("tester"));
     let id = run.id.to_string();
+    // Filters and --limit of `orca ps`.
+    let ps_json = |args: &'static [&'static str]| {
+        let home = &home;
+        async move {
+            let mut all = vec!["--output", "json", "ps"];
+            all.extend_from_slice(args);
+            let out = home.run(&all).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            let runs: Vec<WorkflowInstanceRow> = serde_json::from_slice(&out.stdout).unwrap();
+            runs.iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ps_json(&["--state", "success", "--workflow", "client_greet"]).await,
+        [run.id]
+    );
+    assert_eq!(ps_json(&["--project", "default", "-n", "1"]).await.len(), 1);
+    assert!(ps_json(&["--state", "failure"]).await.is_empty());
 
     let out = home.run(&["status", &id, "-o", "json"]).await;
     assert!(out.status.success());
@@ -391,4 +409,222 @@ async fn run_of_a_file_still_uses_an_ephemeral_standalone() {
         stderr(&out)
     );
     assert!(!home.config_file().exists(), "no server, no config written");
+}
+
+/// `orca schedule set|show|preview|delete`, `versions`, `diff`,
+/// `online`/`offline`, as tables and as JSON.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_versions_diff_and_release_verbs() {
+    let home = Home::new();
+    let s = standalone(&home.root.join("data")).await;
+    let server = ["--server", s.url.as_str(), "--token", s.token.as_str()];
+    let orca = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(server);
+        all.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+    };
+    let run = |args: Vec<String>| {
+        let home = &home;
+        async move {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            home.run(&refs).await
+        }
+    };
+    let v1 = "workflow: {name: nightly}\ntasks:\n  - {name: extract, task_type: Shell, command: \"echo one\"}\n";
+    let v2 = "workflow: {name: nightly}\ntasks:\n  - {name: extract, task_type: Shell, command: \"echo two\"}\n  - {name: load, task_type: Shell, command: \"true\", deps: [extract]}\n";
+    for yaml in [v1, v2] {
+        home.write("nightly.yaml", yaml);
+        let out = run(orca(&["apply", "-f", "nightly.yaml"])).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
+    // Schedules.
+    let out = run(orca(&[
+        "schedule",
+        "set",
+        "nightly",
+        "--cron",
+        "0 30 2 * * ? *",
+        "--timezone",
+        "Europe/Paris",
+        "--start",
+        "2020-01-01T00:00:00Z",
+        "--param",
+        "day=monday",
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    for want in [
+        "default/nightly",
+        "0 30 2 * * ? *",
+        "Europe/Paris",
+        "ENABLED    yes",
+        "2020-01-01T00:00:00+00:00",
+        "day=monday",
+    ] {
+        assert!(table.contains(want), "{want:?} in:\n{table}");
+    }
+    let out = run(orca(&["-o", "json", "schedule", "show", "default/nightly"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let row: orca_store::ScheduleRow =
+        serde_json::from_slice(&out.stdout).expect("schedule show -o json is the schedule");
+    assert_eq!(
+        (row.cron.as_str(), row.timezone.as_str(), row.enabled),
+        ("0 30 2 * * ? *", "Europe/Paris", true)
+    );
+    let out = run(orca(&["schedule", "preview", "nightly", "--count", "3"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("next fire times of default/nightly (0 30 2 * * ? * in Europe/Paris):"),
+        "{text}"
+    );
+    let times: Vec<&str> = text.lines().skip(1).map(str::trim).collect();
+    assert_eq!(times.len(), 3, "{text}");
+    for t in &times {
+        let t = chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339 times");
+        // 02:30 in Paris is 00:30 or 01:30 UTC.
+        let utc = t.with_timezone(&chrono::Utc).format("%H:%M:%S").to_string();
+        assert!(["00:30:00", "01:30:00"].contains(&utc.as_str()), "{t}");
+    }
+    let out = run(orca(&[
+        "-o", "json", "schedule", "preview", "nightly", "-n", "2",
+    ]))
+    .await;
+    let preview: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON preview");
+    assert_eq!(preview["next_fire_times"].as_array().map(Vec::len), Some(2));
+    let out = run(orca(&["schedule", "set", "nightly", "--cron", "every day"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cron"), "{}", stderr(&out));
+    let out = run(orca(&["schedule", "delete", "nightly"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("default/nightly has no schedule now"));
+    let out = run(orca(&["schedule", "show", "nightly"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("404"), "{}", stderr(&out));
+
+    // Versions and their diff.
+    let out = run(orca(&["versions", "nightly"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("default/nightly: current v2, online"),
+        "{table}"
+    );
+    let rows: Vec<&str> = table.lines().skip(2).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(rows[0].trim_start().starts_with('1') && rows[0].trim_end().ends_with('1'));
+    assert!(
+        rows[1].starts_with('*') && rows[1].trim_end().ends_with('2'),
+        "{table}"
+    );
+    let out = run(orca(&["-o", "json", "versions", "nightly"])).await;
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON versions");
+    assert_eq!(versions["current_version"], 2);
+    let out = run(orca(&["diff", "nightly", "1", "2"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "default/nightly: v1 -> v2",
+        "tasks added:    load",
+        "tasks removed:  -",
+        "extract.script: \"echo one\" -> \"echo two\"",
+        "+  - {name: load",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let out = run(orca(&["-o", "json", "diff", "nightly", "1", "2"])).await;
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON diff");
+    assert_eq!(diff["tasks_added"], serde_json::json!(["load"]));
+    let out = run(orca(&["diff", "nightly", "1", "9"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("nightly@9"), "{}", stderr(&out));
+
+    // Offline refuses runs; online again.
+    let out = run(orca(&["offline", "nightly"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "default/nightly is offline");
+    let out = run(orca(&["run", "nightly"])).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("offline"), "{}", stderr(&out));
+    let out = run(orca(&["-o", "json", "online", "nightly"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let state: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON state");
+    assert_eq!(state["release_state"], "online");
+    let out = run(orca(&["versions", "nope/nightly"])).await;
+    assert_eq!(out.status.code(), Some(2));
+
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_takes_its_log_store_from_config_env_and_set() {
+    use tokio::io::AsyncBufReadExt;
+    let home = Home::new();
+    let data = home.root.join("data");
+    let data = data.to_str().unwrap();
+    // A bad kind in a file, and an s3 store without a bucket: refused,
+    // naming the key.
+    let bad = home.write("bad.toml", "[log_store]\nkind = \"dirr\"\n");
+    let out = home
+        .run(&[
+            "standalone",
+            "--data-dir",
+            data,
+            "--http",
+            "127.0.0.1:0",
+            "--config",
+            bad.to_str().unwrap(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("log_store.kind"), "{}", stderr(&out));
+    let out = home
+        .run(&[
+            "standalone",
+            "--data-dir",
+            data,
+            "--http",
+            "127.0.0.1:0",
+            "--set",
+            "log_store.kind=s3",
+        ])
+        .await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("log_store.s3_bucket"),
+        "{}",
+        stderr(&out)
+    );
+    // A directory store from --set: the standalone says where logs go.
+    let logs = home.root.join("logs");
+    let mut child = home
+        .orca(&[
+            "standalone",
+            "--data-dir",
+            data,
+            "--http",
+            "127.0.0.1:0",
+            "--set",
+            "log_store.kind=dir",
+            "--set",
+            &format!("log_store.dir={}", logs.display()),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            if l.contains("task logs") {
+                return l;
+            }
+        }
+        panic!("the standalone ended without saying where task logs go");
+    })
+    .await
+    .expect("the standalone starts within a minute");
+    assert!(line.trim_end().ends_with("dir"), "{line}");
+    child.kill().await.unwrap();
 }

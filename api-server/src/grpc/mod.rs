@@ -7,7 +7,9 @@
 //! (`grpc.health.v1.Health`) and server reflection (v1 and v1alpha), so
 //! `grpcurl` works without the `.proto` files.
 
+mod access;
 mod convert;
+mod resources;
 mod service;
 
 use std::net::SocketAddr;
@@ -74,8 +76,17 @@ impl GrpcHandle {
 }
 
 /// Binds `listen` and serves `orca.v1.OrcaApi`, gRPC health (SERVING) and
-/// server reflection in the background.
+/// server reflection in the background (plain text).
 pub async fn serve_grpc(listen: SocketAddr, state: AppState) -> Result<GrpcHandle, BindError> {
+    serve_grpc_with_tls(listen, state, None).await
+}
+
+/// As [`serve_grpc`], over TLS when `tls` is given.
+pub async fn serve_grpc_with_tls(
+    listen: SocketAddr,
+    state: AppState,
+    tls: Option<&crate::tls::ApiTls>,
+) -> Result<GrpcHandle, BindError> {
     let bind_err = |source| BindError {
         addr: listen,
         source,
@@ -95,9 +106,15 @@ pub async fn serve_grpc(listen: SocketAddr, state: AppState) -> Result<GrpcHandl
         .register_encoded_file_descriptor_set(orca_proto::API_FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .map_err(|e| bind_err(std::io::Error::other(format!("reflection: {e}"))))?;
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls.tonic())
+            .map_err(|e| bind_err(std::io::Error::other(format!("TLS: {e}"))))?;
+    }
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
-        let res = tonic::transport::Server::builder()
+        let res = builder
             .add_service(health)
             .add_service(reflection)
             .add_service(reflection_alpha)
@@ -110,7 +127,7 @@ pub async fn serve_grpc(listen: SocketAddr, state: AppState) -> Result<GrpcHandl
             tracing::error!(error = %e, "gRPC API server failed");
         }
     });
-    tracing::info!(%addr, "gRPC API listening");
+    tracing::info!(%addr, tls = tls.is_some(), "gRPC API listening");
     Ok(GrpcHandle {
         addr,
         shutdown: tx,
