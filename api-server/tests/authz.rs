@@ -14,7 +14,7 @@ use orca_api::authz::{Perm, ProjectFrom, RouteRule, Verb};
 use orca_api::{ApiHandle, AppState};
 use orca_common::WorkflowSpec;
 use orca_store::{
-    CommandKind, NewCommand, NewTaskInstance, NewToken, NewUser, ProjectRole, Store,
+    CommandKind, NewCommand, NewTaskInstance, NewToken, NewUser, ProjectRole, ResourceKind, Store,
     TaskInstanceUpdate, TokenKind, UserRow, Write,
 };
 use serde_json::{Value, json};
@@ -75,6 +75,7 @@ struct Ids {
 
 struct World {
     _dir: tempfile::TempDir,
+    _db: orca_testkit::TestDb,
     store: Store,
     api: ApiHandle,
     http: reqwest::Client,
@@ -185,10 +186,14 @@ async fn project_data(store: &Store, dir: &std::path::Path, project: &str) -> Id
 }
 
 impl World {
+    /// On SQLite.
     async fn new() -> World {
+        World::on(orca_testkit::TestDb::sqlite()).await
+    }
+
+    async fn on(db: orca_testkit::TestDb) -> World {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("orca.db").display());
-        let store = Store::connect(&url).await.unwrap();
+        let store = Store::connect(&db.url).await.unwrap();
         store.claim_epoch(1, "test").await.unwrap();
         let a = project_data(&store, dir.path(), "A").await;
         let b = project_data(&store, dir.path(), "B").await;
@@ -212,6 +217,18 @@ impl World {
             .await
             .unwrap();
         user(&store, "extra", false, "x").await;
+        // The tenant, worker group and environment the matrix's paths name.
+        for (kind, attrs) in [
+            (ResourceKind::Tenant, json!({"os_user": "matrix"})),
+            (ResourceKind::WorkerGroup, json!({})),
+            (ResourceKind::Environment, json!({})),
+        ] {
+            store
+                .create_resource(kind, "matrix", "", &attrs)
+                .await
+                .unwrap()
+                .unwrap();
+        }
 
         let api = orca_api::serve(
             SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -229,6 +246,7 @@ impl World {
         .unwrap();
         World {
             _dir: dir,
+            _db: db,
             store,
             api,
             http: reqwest::Client::new(),
@@ -300,7 +318,10 @@ impl World {
             .replace("{task}", "extract")
             .replace("{username}", "extra")
             .replace("{version}", "1")
-            .replace("{to}", "1");
+            .replace("{to}", "1")
+            .replace("{tenant}", "matrix")
+            .replace("{group}", "matrix")
+            .replace("{environment}", "matrix");
         let path = if rule.path.ends_with("/log/search") {
             format!("{path}?q=log")
         } else {
@@ -339,6 +360,13 @@ impl World {
             })),
             (Verb::Post, "/workflows/{project}/{name}/runs") => Some(json!({})),
             (Verb::Post, "/runs:bulk") => Some(json!({"op": "pause", "ids": []})),
+            (Verb::Post, "/tenants" | "/worker-groups" | "/environments") => {
+                Some(json!({"name": self.unique("res")}))
+            }
+            (
+                Verb::Patch,
+                "/tenants/{tenant}" | "/worker-groups/{group}" | "/environments/{environment}",
+            ) => Some(json!({"description": "matrix"})),
             (Verb::Put, "/workflows/{project}/{name}/schedule") => {
                 Some(json!({"cron": "0 0 2 * * ? *", "timezone": "UTC"}))
             }
@@ -379,6 +407,12 @@ fn expect(rule: &RouteRule, who: Who, target: Target) -> Expect {
     }
 }
 
+fn named_resource(path: &str) -> bool {
+    ["{tenant}", "{group}", "{environment}"]
+        .iter()
+        .any(|p| path.contains(p))
+}
+
 fn expect_by_rule(rule: &RouteRule, who: Who, target: Target) -> Expect {
     use Expect::*;
     if rule.perm == Perm::Public {
@@ -394,6 +428,11 @@ fn expect_by_rule(rule: &RouteRule, who: Who, target: Target) -> Expect {
     match rule.perm {
         Perm::Public => Allowed,
         Perm::Authenticated if rule.path == "/tokens/{id}" => NotDenied,
+        // Named resources: an admin's call in this matrix may have deleted
+        // the one the path names.
+        _ if named_resource(rule.path) && (rule.perm != Perm::Admin || who == Who::Admin) => {
+            NotDenied
+        }
         Perm::Authenticated => Allowed,
         Perm::Admin if who == Who::Admin => Allowed,
         Perm::Admin => Exactly(403),
@@ -411,7 +450,16 @@ fn expect_by_rule(rule: &RouteRule, who: Who, target: Target) -> Expect {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_for_every_caller_and_target() {
-    let w = World::new().await;
+    for db in orca_testkit::TestDb::both().await {
+        let backend = db.backend;
+        let w = World::on(db).await;
+        walk_the_matrix(&w).await;
+        eprintln!("{backend}: every route answered as intended");
+        w.api.shutdown().await;
+    }
+}
+
+async fn walk_the_matrix(w: &World) {
     let rules = orca_api::routes::route_permissions();
     assert!(rules.len() >= 30, "the table lists every route");
     let mut failures = Vec::new();
@@ -471,7 +519,6 @@ async fn every_route_for_every_caller_and_target() {
         failures.len(),
         failures.join("\n")
     );
-    w.api.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,10 +538,11 @@ async fn invalid_tokens_are_refused_everywhere() {
     w.api.shutdown().await;
 }
 
+/// The distinct `key`s of the items of a page.
 fn names(v: &Value, key: &str) -> Vec<String> {
-    let mut n: Vec<String> = v
+    let mut n: Vec<String> = v["items"]
         .as_array()
-        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .unwrap_or_else(|| panic!("not a page: {v}"))
         .iter()
         .map(|x| x[key].as_str().unwrap_or_default().to_string())
         .collect();
@@ -588,7 +636,13 @@ async fn login_tokens_password_change_and_disabled_users() {
     assert_eq!(s, 201, "{created}");
     let pat_token = created["token"].as_str().unwrap().to_string();
     let (_, listed) = w.call(Verb::Get, "/tokens", Some(&pat_token), None).await;
-    assert!(listed.as_array().unwrap().iter().any(|t| t["name"] == "ci"));
+    assert!(
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "ci")
+    );
     assert!(
         !listed.to_string().contains(&pat_token),
         "secrets are never listed"
@@ -900,6 +954,21 @@ fn the_route_table_declares_the_intended_permissions() {
         (Get, "/audit", Admin),
         (Get, "/workers", Authenticated),
         (Get, "/masters", Authenticated),
+        (Get, "/tenants", Authenticated),
+        (Post, "/tenants", Admin),
+        (Get, "/tenants/{tenant}", Authenticated),
+        (Patch, "/tenants/{tenant}", Admin),
+        (Delete, "/tenants/{tenant}", Admin),
+        (Get, "/worker-groups", Authenticated),
+        (Post, "/worker-groups", Admin),
+        (Get, "/worker-groups/{group}", Authenticated),
+        (Patch, "/worker-groups/{group}", Admin),
+        (Delete, "/worker-groups/{group}", Admin),
+        (Get, "/environments", Authenticated),
+        (Post, "/environments", Admin),
+        (Get, "/environments/{environment}", Authenticated),
+        (Patch, "/environments/{environment}", Admin),
+        (Delete, "/environments/{environment}", Admin),
         (Get, "/openapi.json", Public),
     ];
     let mut declared: Vec<(Verb, &str, Perm)> = orca_api::routes::route_permissions()
@@ -911,4 +980,64 @@ fn the_route_table_declares_the_intended_permissions() {
     declared.sort_by_key(key);
     want.sort_by_key(key);
     assert_eq!(declared, want);
+}
+
+/// `POST /runs:bulk` only needs a login; each run in it is then authorised
+/// on its own, for every role: operators and up of the run's project get
+/// their command (or a 409 when one is already pending), viewers 403,
+/// runs of hidden projects and unknown ids 404 — in one answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_operations_authorise_each_run() {
+    let w = World::new().await;
+    let ids = [w.a.run, w.b.run, UNKNOWN_ID];
+    for who in Who::all().into_iter().skip(1) {
+        let token = w.tokens[who.username()].clone();
+        let body = json!({"op": "pause", "ids": ids});
+        let (status, resp) = w
+            .call(Verb::Post, "/runs:bulk", Some(&token), Some(body))
+            .await;
+        assert_eq!(status, 200, "{who:?}: {resp}");
+        let got: Vec<u16> = resp
+            .as_array()
+            .unwrap_or_else(|| panic!("{who:?}: {resp}"))
+            .iter()
+            .map(|i| i["status"].as_u64().unwrap() as u16)
+            .collect();
+        let own = match who {
+            Who::Admin => "ok",
+            Who::Role(r) if r >= ProjectRole::Operator => "ok",
+            Who::Role(_) => "403",
+            _ => "404",
+        };
+        let foreign = if who == Who::Admin { "ok" } else { "404" };
+        let matches = |status: u16, want: &str| match want {
+            "ok" => status == 200 || status == 409,
+            n => status.to_string() == n,
+        };
+        assert!(
+            matches(got[0], own) && matches(got[1], foreign) && got[2] == 404,
+            "{who:?}: got {got:?}, want [{own}, {foreign}, 404]: {resp}"
+        );
+        // A hidden project's run looks exactly like a missing one.
+        if foreign == "404" {
+            assert_eq!(
+                resp[1]["detail"],
+                resp[2]["detail"]
+                    .as_str()
+                    .map(|d| d.replace(&UNKNOWN_ID.to_string(), &w.b.run.to_string()))
+                    .unwrap_or_default(),
+                "{who:?}: {resp}"
+            );
+        }
+    }
+    let (status, _) = w
+        .call(
+            Verb::Post,
+            "/runs:bulk",
+            None,
+            Some(json!({"op": "pause", "ids": ids})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    w.api.shutdown().await;
 }

@@ -26,6 +26,8 @@ pub enum StoreError {
     Fenced { mine: u64, current: u64 },
     #[error("ORCA-STORE-NOT-FOUND: {what} {id} not found")]
     NotFound { what: &'static str, id: String },
+    #[error("ORCA-STORE-LOGS: {0}")]
+    LogStore(#[from] log_store::LogStoreError),
     #[error("ORCA-STORE-CORRUPT: stored {what} {id} cannot be read: {reason}")]
     Corrupt {
         what: &'static str,
@@ -269,10 +271,12 @@ pub enum Write {
     },
 }
 
-/// Which runs `Store::list_runs` returns (newest first).
+/// Which runs `Store::list_runs` returns: newest first, up to `limit + 1`
+/// (the extra one only tells that a next page exists).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {
-    /// Only runs of these projects; `None`: all.
+    /// Only runs of these projects (the ones the caller may view); `None`:
+    /// all.
     pub projects: Option<Vec<String>>,
     pub project: Option<String>,
     pub workflow: Option<String>,
@@ -302,8 +306,11 @@ mod audit;
 mod auth;
 mod entities;
 mod lifecycle;
+mod lists;
+pub mod log_store;
 mod migration;
 mod migration_logs;
+mod resources;
 mod schedule;
 mod store;
 
@@ -313,5 +320,7 @@ pub use auth::{
     UserCredentials, UserRow, UserUpdate,
 };
 pub use lifecycle::{DeleteOutcome, ReleaseState, WorkflowVersionInfo};
+pub use lists::{AuditFilter, MemberFilter, ProjectFilter, UserFilter, WorkflowFilter};
+pub use resources::{ResourceKind, ResourceRow, ResourceUpdate};
 pub use schedule::{NewSchedule, ScheduleRow};
 pub use store::Store;

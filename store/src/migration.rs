@@ -9,6 +9,7 @@ mod m0004_schedules;
 mod m0005_release_state;
 mod m0006_audit;
 mod m0007_idempotency;
+mod m0008_resources;
 
 /// All migrations, oldest first.
 pub struct Migrator;
@@ -24,6 +25,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_release_state::M0005ReleaseState),
             Box::new(m0006_audit::M0006Audit),
             Box::new(m0007_idempotency::M0007Idempotency),
+            Box::new(m0008_resources::M0008Resources),
+            Box::new(crate::migration_logs::M0009TaskLogLocation),
         ]
     }
 }

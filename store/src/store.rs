@@ -7,6 +7,7 @@
 //! - `fencing`: the leader epoch and every fenced master write
 //! - `reads`: workflow/task instance queries
 //! - `lifecycle`: versions, release state (online/offline), deletion (not fenced)
+//! - `resources`: tenants, worker groups, environments (not fenced)
 //! - `schedules`: cron schedules and their exactly-once fires (not fenced)
 //! - `convert`: entity ↔ row conversion, error mapping
 
@@ -19,6 +20,7 @@ mod fencing;
 mod lifecycle;
 mod logs;
 mod reads;
+mod resources;
 mod schedules;
 
 use std::time::Duration;
@@ -53,6 +55,8 @@ pub struct Store {
     writer: DatabaseConnection,
     reader: DatabaseConnection,
     backend: DbBackend,
+    /// Where new task logs' bytes go; `None`: the database (`logs.rs`).
+    logs: Option<std::sync::Arc<dyn crate::log_store::LogStore>>,
 }
 
 impl Store {
@@ -76,6 +80,7 @@ impl Store {
                 writer: db.clone(),
                 reader: db,
                 backend: DbBackend::Postgres,
+                logs: None,
             }
         } else {
             return Err(StoreError::Db(format!(
@@ -122,6 +127,7 @@ impl Store {
             writer,
             reader,
             backend: DbBackend::Sqlite,
+            logs: None,
         })
     }
 

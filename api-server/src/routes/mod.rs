@@ -10,13 +10,17 @@ pub mod audit;
 pub mod auth;
 pub mod cluster;
 pub mod docs;
+pub mod environments;
 pub mod lifecycle;
 pub mod logs;
 pub mod projects;
+pub mod resources;
 pub mod runs;
 pub mod schedules;
+pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod worker_groups;
 pub mod workflows;
 
 use axum::Router;
@@ -101,7 +105,7 @@ pub(crate) fn table() -> Vec<Route> {
         route(Post, "/workflows:import", ProjectEdit, ImportBody, routes!(workflows::import)),
         route(Get, "/workflows/{project}/{name}", ProjectView, PathProject, routes!(workflows::get)),
         route(Delete, "/workflows/{project}/{name}", ProjectEdit, PathProject, routes!(lifecycle::delete)),
-        route(Get, "/workflows/{project}/{name}/versions", ProjectView, PathProject, routes!(lifecycle::versions)),
+        route(Get, "/workflows/{project}/{name}/versions", ProjectView, PathProject, routes!(lifecycle::list_versions)),
         route(Get, "/workflows/{project}/{name}/versions/{version}", ProjectView, PathProject, routes!(lifecycle::get_version)),
         route(Get, "/workflows/{project}/{name}/versions/{version}/diff/{to}", ProjectView, PathProject, routes!(lifecycle::diff)),
         route(Post, "/workflows/{project}/{name}/offline", ProjectEdit, PathProject, routes!(lifecycle::offline)),
@@ -133,6 +137,22 @@ pub(crate) fn table() -> Vec<Route> {
         // The cluster's registry.
         route(Get, "/workers", Authenticated, Nothing, routes!(cluster::workers)),
         route(Get, "/masters", Authenticated, Nothing, routes!(cluster::masters)),
+        // Tenants, worker groups, environments: everyone reads, admins write.
+        route(Get, "/tenants", Authenticated, Nothing, routes!(tenants::list)),
+        route(Post, "/tenants", Admin, Nothing, routes!(tenants::create)),
+        route(Get, "/tenants/{tenant}", Authenticated, Nothing, routes!(tenants::get)),
+        route(Patch, "/tenants/{tenant}", Admin, Nothing, routes!(tenants::update)),
+        route(Delete, "/tenants/{tenant}", Admin, Nothing, routes!(tenants::delete)),
+        route(Get, "/worker-groups", Authenticated, Nothing, routes!(worker_groups::list)),
+        route(Post, "/worker-groups", Admin, Nothing, routes!(worker_groups::create)),
+        route(Get, "/worker-groups/{group}", Authenticated, Nothing, routes!(worker_groups::get)),
+        route(Patch, "/worker-groups/{group}", Admin, Nothing, routes!(worker_groups::update)),
+        route(Delete, "/worker-groups/{group}", Admin, Nothing, routes!(worker_groups::delete)),
+        route(Get, "/environments", Authenticated, Nothing, routes!(environments::list)),
+        route(Post, "/environments", Admin, Nothing, routes!(environments::create)),
+        route(Get, "/environments/{environment}", Authenticated, Nothing, routes!(environments::get)),
+        route(Patch, "/environments/{environment}", Admin, Nothing, routes!(environments::update)),
+        route(Delete, "/environments/{environment}", Admin, Nothing, routes!(environments::delete)),
         // This API's OpenAPI document.
         route(Get, "/openapi.json", Public, Nothing, routes!(docs::openapi_json)),
     ]
