@@ -178,6 +178,10 @@ pub struct WorkflowSpec {
     pub params: Vec<ParamSpec>,
     #[serde(default)]
     pub failure_strategy: FailureStrategy,
+    /// The tenant whose operating-system user the tasks run as; `None`:
+    /// the worker's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     pub tasks: Vec<TaskSpec>,
 }
 

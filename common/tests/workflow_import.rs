@@ -502,11 +502,9 @@ fn yaml_keys_orca_ignores_become_warnings_only_when_they_matter() {
         .collect();
     assert_eq!(
         fields,
-        [
-            (None, "tenant"),
-            (Some("a"), "flag"),
-            (Some("a"), "timeout_notify_strategy")
-        ]
+        [(Some("a"), "flag"), (Some("a"), "timeout_notify_strategy")]
     );
     assert!(imported.warnings.iter().all(|w| w.workflow == "w"));
+    // The tenant is kept: tasks run as its operating-system user.
+    assert_eq!(imported.workflows[0].tenant.as_deref(), Some("analytics"));
 }

@@ -106,6 +106,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
             param("dt", "${system.datetime}", Direction::In),
         ],
         failure_strategy: FailureStrategy::Continue,
+        tenant: Some("tenant_exists".into()),
         tasks: vec![
             TaskSpec {
                 name: "prepare".into(),

@@ -33,6 +33,7 @@ impl From<&TaskDispatch> for DispatchRecord {
             schedule_time_ms: d.schedule_time_ms,
             failover: d.failover,
             project: d.project.clone(),
+            run_as_user: d.run_as_user.clone(),
         }
     }
 }

@@ -13,6 +13,8 @@
 //!     exit_code               written by the wrapper shell when the task ends
 //!     kill.json               why the worker killed the task (timeout, kill, lease loss)
 //!     reported                the terminal event is in the outbox
+//!   work/<tiid>_<attempt>/    cwd and script of a task run as its tenant's
+//!                             user, owned by that user (mode 0700)
 //! ```
 //!
 //! Every record is written to a temporary file and renamed into place, so a
@@ -54,6 +56,12 @@ impl Layout {
 
     pub(crate) fn attempts_dir(&self) -> PathBuf {
         self.data_dir.join("attempts")
+    }
+
+    /// Work dirs of tasks that run as their tenant's user (see
+    /// [`crate::tenant`]).
+    pub(crate) fn tenant_work_dir(&self) -> PathBuf {
+        self.data_dir.join("work")
     }
 
     pub(crate) fn attempt_dir(
@@ -118,6 +126,9 @@ pub(crate) struct DispatchRecord {
     pub schedule_time_ms: i64,
     pub failover: bool,
     pub project: String,
+    /// The tenant's operating-system user to run as; empty: the worker's.
+    #[serde(default)]
+    pub run_as_user: String,
 }
 
 /// `pid.json`: the process group leader of a running attempt.

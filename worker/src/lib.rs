@@ -30,6 +30,7 @@ mod process;
 mod recovery;
 mod runner;
 mod service;
+mod tenant;
 mod worker;
 
 use std::net::SocketAddr;

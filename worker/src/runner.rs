@@ -7,7 +7,7 @@
 //! crash; the worker itself learns the exit from `Child::wait()` (or a pidfd
 //! for attempts adopted after a restart) and then reads that file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use crate::layout::{
     write_atomic, write_json,
 };
 use crate::process::{TaskProcess, proc_stat, signal_group};
+use crate::tenant::{self, RunAs};
 use crate::worker::Worker;
 
 /// Runs `"$@"` (interpreter + script) and stores its exit code with a rename,
@@ -55,6 +56,8 @@ struct Prepared {
     interpreter: String,
     script_file: &'static str,
     env: Vec<(String, String)>,
+    /// Runs as another user, in its `work/` dir (see [`crate::tenant`]).
+    run_as: Option<(RunAs, PathBuf)>,
 }
 
 /// Starts and supervises a freshly dispatched attempt (in the background).
@@ -63,8 +66,12 @@ pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: Disp
         let started = Instant::now();
         let prep = {
             let (python, dir) = (worker.config.python.clone(), entry.dir.clone());
+            let roots = (
+                worker.layout.attempts_dir(),
+                worker.layout.tenant_work_dir(),
+            );
             let rec = rec.clone();
-            tokio::task::spawn_blocking(move || prepare(&rec, &dir, &python)).await
+            tokio::task::spawn_blocking(move || prepare(&rec, &dir, &roots, &python)).await
         };
         let prepared = match prep {
             Ok(Ok(p)) => p,
@@ -135,14 +142,35 @@ pub(crate) fn start_adopted(
     ));
 }
 
-/// Renders the script and writes it into the attempt dir. The error is the
+/// Renders the script and writes it into the attempt dir (or, for a task
+/// that runs as its tenant's user, into a work dir that user owns; `roots`
+/// are the attempts dir and the root of those work dirs). The error is the
 /// message of the FAILURE event.
-fn prepare(rec: &DispatchRecord, dir: &Path, python: &str) -> Result<Prepared, String> {
+fn prepare(
+    rec: &DispatchRecord,
+    dir: &Path,
+    roots: &(PathBuf, PathBuf),
+    python: &str,
+) -> Result<Prepared, String> {
+    let run_as = match tenant::resolve(&rec.run_as_user)? {
+        None => None,
+        Some(ra) => {
+            let name = format!("{}_{}", rec.task_instance_id, rec.attempt);
+            let work = tenant::prepare_work_dir(&roots.1, &name, &roots.0, &ra).map_err(|e| {
+                format!(
+                    "ORCA-WORKER-WORK-DIR: cannot prepare the work dir of user {:?}: {e}",
+                    ra.user
+                )
+            })?;
+            Some((ra, work))
+        }
+    };
+    let script_dir = run_as.as_ref().map_or(dir, |(_, work)| work.as_path());
     let mut params: Vec<ResolvedParam> = rec.params.iter().map(ResolvedParam::from).collect();
     params.retain(|p| p.name != SYSTEM_TASK_EXECUTE_PATH);
     params.push(ResolvedParam::orca_generated(
         SYSTEM_TASK_EXECUTE_PATH,
-        dir.display().to_string(),
+        script_dir.display().to_string(),
     ));
     let schedule_time = schedule_time(rec.schedule_time_ms);
     let (rendered, interpreter, script_file) = match rec.task_type.to_ascii_uppercase().as_str() {
@@ -163,8 +191,17 @@ fn prepare(rec: &DispatchRecord, dir: &Path, python: &str) -> Result<Prepared, S
         }
     };
     let rendered = rendered.map_err(|e| format!("ORCA-WORKER-RENDER: {e}"))?;
-    write_atomic(&dir.join(script_file), rendered.script.as_bytes(), false)
-        .map_err(|e| e.to_string())?;
+    let script_path = script_dir.join(script_file);
+    write_atomic(&script_path, rendered.script.as_bytes(), false).map_err(|e| e.to_string())?;
+    if let Some((ra, _)) = &run_as {
+        tenant::give(&script_path, ra).map_err(|e| {
+            format!(
+                "ORCA-WORKER-WORK-DIR: cannot hand {} to user {:?}: {e}",
+                script_path.display(),
+                ra.user
+            )
+        })?;
+    }
     // Context every task can read (user parameters never use ORCA_ names:
     // the renderer exports those under ORCA_P_<n>).
     let mut env = vec![
@@ -183,10 +220,16 @@ fn prepare(rec: &DispatchRecord, dir: &Path, python: &str) -> Result<Prepared, S
         ("ORCA_TASK_FAILOVER".to_string(), rec.failover.to_string()),
     ];
     env.extend(rendered.env);
+    if let Some((ra, _)) = &run_as {
+        env.push(("HOME".into(), ra.home.display().to_string()));
+        env.push(("USER".into(), ra.user.clone()));
+        env.push(("LOGNAME".into(), ra.user.clone()));
+    }
     Ok(Prepared {
         interpreter,
         script_file,
         env,
+        run_as,
     })
 }
 
@@ -233,10 +276,18 @@ fn spawn(
             cmd.arg("-c").arg(WRAPPER);
         }
     }
-    cmd.arg("orca-task")
-        .arg(&p.interpreter)
-        .arg(p.script_file)
-        .current_dir(dir)
+    cmd.arg("orca-task");
+    match &p.run_as {
+        Some((ra, work)) => {
+            cmd.args(tenant::command_prefix(ra, work))
+                .arg(&p.interpreter)
+                .arg(work.join(p.script_file));
+        }
+        None => {
+            cmd.arg(&p.interpreter).arg(p.script_file);
+        }
+    }
+    cmd.current_dir(dir)
         .envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(log)

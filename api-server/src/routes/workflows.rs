@@ -55,6 +55,7 @@ pub async fn apply(
 ) -> Result<Json<WorkflowSummary>, ApiError> {
     orca_common::workflow::validate_spec(&req.spec)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    check_tenant(&state, &req.spec).await?;
     // A `schedule:` in the workflow file schedules it (UTC; the schedule
     // endpoints set a time zone, start/end, or disable it).
     if let Some(cron) = &req.spec.schedule {
@@ -86,9 +87,24 @@ pub async fn apply(
     Ok(Json(WorkflowSummary::from(&row)))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<WorkflowSummary>>, ApiError> {
-    let rows = state.store.list_workflows(None).await?;
-    Ok(Json(rows.iter().map(WorkflowSummary::from).collect()))
+/// 422 when the workflow names a tenant that is not defined.
+pub(crate) async fn check_tenant(
+    state: &AppState,
+    spec: &orca_common::WorkflowSpec,
+) -> Result<(), ApiError> {
+    if let Some(t) = &spec.tenant
+        && state
+            .store
+            .resource(orca_store::ResourceKind::Tenant, t)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::Invalid(format!(
+            "workflow {}: tenant: there is no tenant {t:?}; an admin creates it with POST /api/v1/tenants, or remove `tenant` to run as the workers' user",
+            spec.name
+        )));
+    }
+    Ok(())
 }
 
 /// `GET /workflows/{project}/{name}`: the current version.
@@ -189,6 +205,9 @@ pub async fn import(
         }
     }
     .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    for spec in &imported.workflows {
+        check_tenant(&state, spec).await?;
+    }
     let mut workflows = Vec::new();
     for mut spec in imported.workflows {
         if req.format == "pydolphinscheduler-yaml" && spec.project == orca_common::default_project()

@@ -307,6 +307,7 @@ mod tests {
             schedule: None,
             params: Vec::new(),
             failure_strategy: Default::default(),
+            tenant: None,
             tasks,
         }
     }

@@ -24,7 +24,7 @@ mod yaml;
 use std::path::Path;
 
 pub use error::{Pos, Problem, ProblemCode, WorkflowError};
-pub use validate::validate_spec;
+pub use validate::{is_resource_name, validate_spec};
 
 use crate::model::WorkflowSpec;
 

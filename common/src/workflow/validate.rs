@@ -151,6 +151,19 @@ pub(crate) fn duplicate_params(
         .collect()
 }
 
+/// Names of tenants, worker groups and environments: 1 to 64 of
+/// `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+pub fn is_resource_name(name: &str) -> bool {
+    name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Validates a spec that did not come from YAML (e.g. JSON through the
 /// API): workflow name, at least one task, task names, dependencies,
 /// cycles, non-empty scripts and parameter names.
@@ -159,6 +172,19 @@ pub fn validate_spec(spec: &WorkflowSpec) -> Result<(), WorkflowError> {
     if spec.name.trim().is_empty() {
         problems.push(
             Problem::new(ProblemCode::Missing, "workflow has no name; set `name`").field("name"),
+        );
+    }
+    if let Some(t) = &spec.tenant
+        && !is_resource_name(t)
+    {
+        problems.push(
+            Problem::new(
+                ProblemCode::BadValue,
+                format!(
+                    "tenant {t:?}: a tenant name is 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+                ),
+            )
+            .field("tenant"),
         );
     }
     if spec.tasks.is_empty() {

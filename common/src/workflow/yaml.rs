@@ -31,13 +31,13 @@ const WORKFLOW_KEYS: KeySet = KeySet {
         "param",
         "failure_strategy",
         "worker_group",
+        "tenant",
     ],
     ignored: &[
         "start_time",
         "end_time",
         "timezone",
         "user",
-        "tenant",
         "queue",
         "warning_type",
         "warning_group_id",
@@ -60,6 +60,7 @@ struct Header {
     params: Vec<ParamSpec>,
     failure_strategy: FailureStrategy,
     worker_group: String,
+    tenant: Option<String>,
 }
 
 /// Parses and validates a workflow from YAML text, looking up placeholders
@@ -152,6 +153,7 @@ fn read_root(r: &mut Reader<'_>, root: &Node) -> Option<WorkflowSpec> {
         schedule: header.schedule,
         params: header.params,
         failure_strategy: header.failure_strategy,
+        tenant: header.tenant,
         tasks,
     })
 }
@@ -193,6 +195,22 @@ fn read_header(r: &mut Reader<'_>, node: &Node) -> Option<Header> {
     let schedule = non_empty(r.opt_text(&f, "schedule", None));
     let worker_group =
         non_empty(r.opt_text(&f, "worker_group", None)).unwrap_or_else(default_worker_group);
+    // DolphinScheduler's tenant `default` is the worker's own user.
+    let tenant = non_empty(r.opt_text(&f, "tenant", None)).filter(|t| t != "default");
+    if let Some(t) = &tenant
+        && !super::is_resource_name(t)
+    {
+        let pos = f.get("tenant").map(|n| n.pos);
+        r.report(
+            ProblemCode::BadValue,
+            pos,
+            None,
+            Some("tenant"),
+            format!(
+                "tenant {t:?}: a tenant name is 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit"
+            ),
+        );
+    }
     let failure_strategy = r
         .parsed(&f, "failure_strategy", None, |s| {
             s.trim()
@@ -227,6 +245,7 @@ fn read_header(r: &mut Reader<'_>, node: &Node) -> Option<Header> {
         params,
         failure_strategy,
         worker_group,
+        tenant,
     })
 }
 

@@ -323,6 +323,7 @@ impl Engine {
                     inst.schedule_time,
                 );
                 run.apply_scope(&cmd.options);
+                run.run_as = run::tenant_user(&self.store, &run.spec).await?;
                 let roots: Vec<usize> = (0..run.tasks.len())
                     .filter(|&t| run.tasks[t].phase == Phase::Pending && run.upstream_succeeded(t))
                     .collect();

@@ -109,6 +109,7 @@ impl Engine {
         {
             run.apply_scope(&cmd.options);
         }
+        run.run_as = super::run::tenant_user(&self.store, &run.spec).await?;
         let rows = self.store.task_instances(inst.id).await?;
         let mut non_failover: HashMap<usize, u32> = HashMap::new();
         for row in &rows {

@@ -85,6 +85,10 @@ pub struct WorkflowRun {
     pub stop_requested: bool,
     /// Paused: nothing new starts; once nothing runs the run ends in PAUSE.
     pub pausing: bool,
+    /// The operating-system user its tasks run as (its tenant's), `None`
+    /// for the worker's own; `Err`: why the tenant cannot be used (each
+    /// task then fails with it).
+    pub run_as: Result<Option<String>, String>,
 }
 
 impl WorkflowRun {
@@ -103,6 +107,7 @@ impl WorkflowRun {
             params,
             schedule_time,
             tasks,
+            run_as: Ok(None),
             stopping: false,
             stop_requested: false,
             pausing: false,
@@ -221,4 +226,32 @@ impl WorkflowRun {
             WorkflowState::Failure
         })
     }
+}
+
+/// The operating-system user the tasks of `spec` run as: its tenant's, or
+/// `None` without a tenant. `Err` (for the tasks' messages) when the
+/// tenant is not defined or unreadable; a store failure is an error of the
+/// engine instead.
+pub async fn tenant_user(
+    store: &orca_store::Store,
+    spec: &WorkflowSpec,
+) -> Result<Result<Option<String>, String>, orca_store::StoreError> {
+    let Some(tenant) = &spec.tenant else {
+        return Ok(Ok(None));
+    };
+    let Some(row) = store
+        .resource(orca_store::ResourceKind::Tenant, tenant)
+        .await?
+    else {
+        return Ok(Err(format!(
+            "tenant {tenant:?} of workflow {}/{} is not defined; create it (POST /api/v1/tenants) or remove `tenant` from the workflow",
+            spec.project, spec.name
+        )));
+    };
+    Ok(match row.attrs.get("os_user").and_then(|u| u.as_str()) {
+        Some(u) if !u.is_empty() => Ok(Some(u.to_string())),
+        _ => Err(format!(
+            "tenant {tenant:?} has no os_user; set it (PATCH /api/v1/tenants/{tenant})"
+        )),
+    })
 }

@@ -386,7 +386,7 @@ impl Engine {
                     worker_addr: None,
                     submit_time: now,
                     end_time: Some(now),
-                    message: Some(format!("parameters of task {:?}: {err}", spec.name)),
+                    message: Some(err),
                 }));
                 self.inserts.push((wf, t));
                 self.task_failed(wf, t);
@@ -462,13 +462,13 @@ impl Engine {
             Ok(d) => d,
             Err(e) => {
                 // Checked before the row was written; only the ids differ now.
-                warn!(ti, error = %e, "parameters failed at dispatch");
+                warn!(ti, error = %e, "task cannot be dispatched");
                 let _ = self.tx.send(Msg::DispatchDone {
                     ti,
                     attempt,
                     worker: worker_id,
                     outcome: DispatchOutcome::Rejected {
-                        reason: e.to_string(),
+                        reason: e,
                         full: false,
                     },
                 });
@@ -527,15 +527,17 @@ fn waiting_reason(spec: &orca_common::TaskSpec) -> String {
     needs
 }
 
-/// Resolves the parameters of task `t` and builds its dispatch message.
+/// Resolves the parameters of task `t` and builds its dispatch message;
+/// `Err` says why the task cannot run (for its task instance's message).
 pub(super) fn build_dispatch(
     run: &super::WorkflowRun,
     t: usize,
     ti: i64,
     epoch: u64,
     master_addr: &str,
-) -> Result<TaskDispatch, orca_common::params::ParamError> {
+) -> Result<TaskDispatch, String> {
     let spec = &run.spec.tasks[t];
+    let run_as_user = run.run_as.clone()?.unwrap_or_default();
     let task = &run.tasks[t];
     let schedule_local = run
         .schedule_time
@@ -553,7 +555,8 @@ pub(super) fn build_dispatch(
         upstream_out: &upstream,
         local: &spec.local_params,
         system: &system,
-    })?;
+    })
+    .map_err(|e| format!("parameters of task {:?}: {e}", spec.name))?;
     Ok(TaskDispatch {
         task_instance_id: ti,
         attempt: task.attempt,
@@ -576,5 +579,6 @@ pub(super) fn build_dispatch(
         schedule_time_ms: run.schedule_time.timestamp_millis(),
         failover: task.failover,
         project: run.spec.project.clone(),
+        run_as_user,
     })
 }

@@ -258,6 +258,7 @@ pub fn shell(tiid: i64, epoch: u64, script: &str) -> TaskDispatch {
         schedule_time_ms: 1_700_000_000_000,
         failover: false,
         project: "p".into(),
+        run_as_user: String::new(),
     }
 }
 

@@ -159,6 +159,11 @@ fn read_workflow(
     let before = c.problems.len();
 
     let description = c.text(at, def, "description").unwrap_or_default();
+    // DolphinScheduler's tenant `default` is the worker's own user.
+    let tenant = c
+        .text(at, def, "tenantCode")
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty() && t != "default");
     let params = read_global_params(c, at, def);
     let mut failure_strategy = read_failure_strategy(c, at, def, "failureStrategy");
     warn_definition_extras(c, at, def);
@@ -214,6 +219,7 @@ fn read_workflow(
         schedule,
         params,
         failure_strategy: failure_strategy.unwrap_or_default(),
+        tenant,
         tasks,
     };
     if let Err(e) = validate_spec(&spec) {

@@ -22,10 +22,6 @@ const WORKFLOW_KEYS: &[(&str, &str)] = &[
         "Orca has no workflow timeout yet; set task timeouts instead",
     ),
     (
-        "tenant",
-        "tenants are not imported; tasks run as the worker's user",
-    ),
-    (
         "warning_type",
         "alerts are not imported; set up notifications in Orca",
     ),

@@ -234,16 +234,11 @@ pub(super) fn warn_definition_extras(c: &mut Collector, at: At<'_>, def: &Map<St
             ),
         );
     }
-    let extras: [(&str, &[&str], &str); 3] = [
+    let extras: [(&str, &[&str], &str); 2] = [
         (
             "executionType",
             &["PARALLEL"],
             "Orca runs instances of a workflow in parallel; serial execution is not imported",
-        ),
-        (
-            "tenantCode",
-            &["default"],
-            "tenants are not imported; tasks run as the worker's user",
         ),
         ("warningGroupId", &["0"], "alert groups are not imported"),
     ];
