@@ -272,7 +272,7 @@ error_responses! {
         => api_problem(&ApiError::Invalid(
             "name: give the token a name of 1 to 100 bytes".into(),
         ));
-    Unavailable: "A worker needed to answer could not be reached."
+    Unavailable: "A component this call needs (a worker, the cluster registry or the leading master) could not be reached or is not configured."
         => api_problem(&ApiError::Unavailable(
             "worker 10.0.0.7:50052 cannot serve the log of task instance 42: connection refused".into(),
         ));

@@ -133,13 +133,30 @@ async fn versions_and_their_diff() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["current_version"], 2);
     assert_eq!(body["release_state"], "online");
-    let versions: Vec<(i64, i64)> = body["versions"]
+    assert!(body.get("next_cursor").is_none(), "{body}");
+    let versions: Vec<(i64, i64)> = body["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| (v["version"].as_i64().unwrap(), v["tasks"].as_i64().unwrap()))
         .collect();
     assert_eq!(versions, vec![(1, 2), (2, 2)]);
+    // One a page: version 1, then version 2 and no further page.
+    let (_, p1) = w
+        .call("GET", "/workflows/P/wf/versions?limit=1", None)
+        .await;
+    assert_eq!(p1["items"][0]["version"], 1, "{p1}");
+    let cursor = p1["next_cursor"].as_str().expect("a next page");
+    let (_, p2) = w
+        .call(
+            "GET",
+            &format!("/workflows/P/wf/versions?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(p2["items"][0]["version"], 2, "{p2}");
+    assert!(p2.get("next_cursor").is_none(), "{p2}");
+    assert_eq!(p2["current_version"], 2);
 
     let (status, body) = w.call("GET", "/workflows/P/wf/versions/1", None).await;
     assert_eq!(status, 200, "{body}");
@@ -254,6 +271,56 @@ async fn offline_workflows_cannot_be_triggered() {
 
     let (status, _) = w.call("POST", "/workflows/P/nope/offline", None).await;
     assert_eq!(status, 404);
+    w.api.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_workflows_are_not_rerun_or_recovered() {
+    let w = Api::new().await;
+    let def = w.store.save_workflow(&parse(V1), V1).await.unwrap();
+    let (status, body) = w
+        .call("POST", "/workflows/P/wf/runs", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let cmd = w
+        .store
+        .command(body["command_id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let run = w
+        .store
+        .start_workflow_instance(1, &cmd, &def, chrono::Utc::now())
+        .await
+        .unwrap();
+    w.store
+        .apply(
+            1,
+            vec![Write::UpdateWorkflowInstance {
+                id: run.id,
+                state: WorkflowState::Failure,
+                end_time: Some(chrono::Utc::now()),
+            }],
+        )
+        .await
+        .unwrap();
+    let (status, _) = w.call("POST", "/workflows/P/wf/offline", None).await;
+    assert_eq!(status, 200);
+    for op in ["rerun", "recover-failed"] {
+        let (status, body) = w
+            .call("POST", &format!("/runs/{}/{op}", run.id), None)
+            .await;
+        assert_eq!(status, 409, "{op}: {body}");
+        assert!(detail(&body).contains("P/wf is offline"), "{op}: {body}");
+    }
+    let (status, _) = w.call("POST", "/workflows/P/wf/online", None).await;
+    assert_eq!(status, 200);
+    for op in ["rerun", "recover-failed"] {
+        let (status, body) = w
+            .call("POST", &format!("/runs/{}/{op}", run.id), None)
+            .await;
+        assert_eq!(status, 200, "{op}: {body}");
+    }
     w.api.shutdown().await;
 }
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use orca_common::config::{self, ConfigSources, LogStoreConfig};
 use orca_common::registry::memory::MemoryRegistry;
 use orca_store::Store;
 
@@ -41,7 +42,22 @@ pub struct Standalone {
 }
 
 impl Standalone {
+    /// Starts with task logs kept in the database.
     pub async fn start(opts: StandaloneOptions) -> anyhow::Result<Standalone> {
+        Self::start_with_log_store(opts, &LogStoreConfig::default()).await
+    }
+
+    /// Starts with task logs kept where `log_store` says (`[log_store]`).
+    pub async fn start_with_log_store(
+        opts: StandaloneOptions,
+        log_store: &LogStoreConfig,
+    ) -> anyhow::Result<Standalone> {
+        let logs = orca_store::log_store::open(log_store).with_context(|| {
+            format!(
+                "cannot set up log_store.kind = {:?}",
+                log_store.kind.as_str()
+            )
+        })?;
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("cannot create data dir {}", opts.data_dir.display()))?;
         let data_dir = std::fs::canonicalize(&opts.data_dir)
@@ -50,7 +66,8 @@ impl Standalone {
         let url = format!("sqlite://{}?mode=rwc", db.display());
         let store = Store::connect(&url)
             .await
-            .with_context(|| format!("cannot open the metadata database {}", db.display()))?;
+            .with_context(|| format!("cannot open the metadata database {}", db.display()))?
+            .with_log_store(logs);
         let registry = Arc::new(MemoryRegistry::new());
         let worker = orca_worker::start(
             orca_worker::WorkerConfig {
@@ -132,12 +149,22 @@ impl Standalone {
 }
 
 pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
-    let s = Standalone::start(StandaloneOptions {
-        data_dir: args.data_dir.clone(),
-        http: args.http,
-        worker_slots: args.worker_slots,
-        python: args.python,
-    })
+    // `[log_store]` from `--config`, `ORCA_LOG_STORE__*` variables and
+    // `--set` (validated like every role's config; the other sections do
+    // not apply to a standalone).
+    let cfg = config::check(&ConfigSources {
+        file: args.config.clone(),
+        overrides: args.set.clone(),
+    })?;
+    let s = Standalone::start_with_log_store(
+        StandaloneOptions {
+            data_dir: args.data_dir.clone(),
+            http: args.http,
+            worker_slots: args.worker_slots,
+            python: args.python,
+        },
+        &cfg.log_store,
+    )
     .await?;
     println!("orca standalone is up");
     println!(
@@ -151,6 +178,7 @@ pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
     println!("  master     gRPC {}", s.master_addr);
     println!("  worker     gRPC {}", s.worker_addr);
     println!("  data dir   {}", args.data_dir.display());
+    println!("  task logs  {}", cfg.log_store.kind.as_str());
     if let Some((user, password)) = &s.admin_created {
         println!("  admin user {user:?} created; its password (shown once, store it now):");
         println!("    {password}");

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use orca::client::Client;
 use orca::standalone::{Standalone, StandaloneOptions};
 use orca_api::routes::runs::RunDetail;
+use orca_common::config::{LogStoreConfig, LogStoreKind};
 use orca_common::{TaskState, WorkflowState};
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -578,15 +579,50 @@ tasks:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_of_finished_attempts_outlive_their_worker() {
+    logs_outlive_their_worker(LogStoreConfig::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_in_a_dir_log_store_outlive_their_worker() {
+    let logs = tempfile::tempdir().unwrap();
+    let cfg = LogStoreConfig {
+        kind: LogStoreKind::Dir,
+        dir: logs.path().to_path_buf(),
+        ..Default::default()
+    };
+    logs_outlive_their_worker(cfg).await;
+}
+
+/// A finished attempt's log, shipped to the log store `cfg`, is readable
+/// through the REST API (whole, range, tail, search, download) after the
+/// worker and its attempt dirs are gone; with an external store the bytes
+/// are read from there.
+async fn logs_outlive_their_worker(cfg: LogStoreConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let s = standalone(dir.path()).await;
+    let start_with = |dir: PathBuf, cfg: LogStoreConfig| async move {
+        Standalone::start_with_log_store(
+            StandaloneOptions {
+                data_dir: dir,
+                http: SocketAddr::from(([127, 0, 0, 1], 0)),
+                worker_slots: 8,
+                python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
+            },
+            &cfg,
+        )
+        .await
+        .expect("standalone starts")
+    };
+    let s = start_with(dir.path().to_path_buf(), cfg.clone()).await;
     let c = client(&s);
+    // `seq` makes a log over 1 MiB (under the 2 MiB cap): reads cross the
+    // API's chunk boundaries.
     let id = start(
         &c,
         r#"
 workflow: {name: logs}
 tasks:
   - {name: talk, task_type: Shell, command: "echo hello from the worker; echo to stderr >&2"}
+  - {name: count, task_type: Shell, command: "seq 1 200000"}
 "#,
         &[],
     )
@@ -594,24 +630,87 @@ tasks:
     let d = finish(&c, id).await;
     assert_eq!(d.instance.state, WorkflowState::Success);
     let ti = attempts(&d, "talk")[0].id;
-    // Wait until the worker shipped the log (it marks the attempt dir).
-    let marker = std::path::PathBuf::from(attempts(&d, "talk")[0].log_path.clone().unwrap())
-        .with_file_name("log_shipped");
-    let deadline = Instant::now() + DEADLINE;
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "log never shipped");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let count = attempts(&d, "count")[0].id;
+    // Wait until the worker shipped the logs (it marks the attempt dirs).
+    for task in ["talk", "count"] {
+        let marker = std::path::PathBuf::from(attempts(&d, task)[0].log_path.clone().unwrap())
+            .with_file_name("log_shipped");
+        let deadline = Instant::now() + DEADLINE;
+        while !marker.exists() {
+            assert!(Instant::now() < deadline, "log of {task} never shipped");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
+    let whole = c.task_log(count).await.unwrap();
     s.shutdown().await;
     // The worker and everything it had on disk are gone.
     std::fs::remove_dir_all(dir.path().join("worker")).unwrap();
-    let s = standalone(dir.path()).await;
+    let s = start_with(dir.path().to_path_buf(), cfg.clone()).await;
     let c = client(&s);
     let log = c.task_log(ti).await.unwrap();
     assert!(
         log.contains("hello from the worker") && log.contains("to stderr"),
         "{log}"
     );
+
+    // Range, tail, search and download of the long log.
+    assert_eq!(c.task_log(count).await.unwrap(), whole);
+    assert!(
+        whole.ends_with("199999\n200000\n"),
+        "{}",
+        &whole[whole.len() - 40..]
+    );
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let req = http
+            .get(format!("{}/api/v1/task-instances/{path}", s.url))
+            .bearer_auth(&s.token);
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{path}");
+            resp.text().await.unwrap()
+        }
+    };
+    let range = get(format!("{count}/log?offset=1048570&limit=20")).await;
+    assert_eq!(range, whole[1_048_570..1_048_590]);
+    let tail = get(format!("{count}/log?tail=20000")).await;
+    let expected_tail: String = (180_001..=200_000).map(|n| format!("{n}\n")).collect();
+    assert_eq!(tail, expected_tail);
+    let line_of = |text: &str| whole.lines().position(|l| l == text).unwrap() + 1;
+    let found: serde_json::Value = serde_json::from_str(
+        &get(format!(
+            "{count}/log/search?q=%5E1999%5B89%5D9%24&regex=true"
+        ))
+        .await,
+    )
+    .unwrap();
+    let lines: Vec<u64> = found["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        vec![line_of("199989") as u64, line_of("199999") as u64],
+        "{found}"
+    );
+    assert_eq!(get(format!("{count}/log/download")).await, whole);
+
+    if cfg.kind == LogStoreKind::Dir {
+        // The bytes are in the directory, one file per attempt.
+        let file = cfg.dir.join(format!("{id}/{count}.1.log"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), whole);
+        // Without the file the log is gone: it was read from there.
+        std::fs::remove_file(&file).unwrap();
+        let resp = http
+            .get(format!("{}/api/v1/task-instances/{count}/log", s.url))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 502);
+    }
     s.shutdown().await;
 }
 
@@ -619,7 +718,12 @@ tasks:
 async fn bad_input_on_write_endpoints_is_problem_json_never_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let s = standalone(dir.path()).await;
-    let http = reqwest::Client::new();
+    // A connection per request: after refusing the oversized body the
+    // server closes its connection, which a pooled client would reuse.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let url = |p: &str| format!("{}/api/v1{p}", s.url);
     let cases: Vec<(reqwest::Method, String, Option<Vec<u8>>, &str)> = vec![
         (
@@ -737,15 +841,16 @@ tasks:
     c.apply(&spec, yaml).await.unwrap();
     let deadline = Instant::now() + DEADLINE;
     let runs = loop {
-        let runs: Vec<orca_store::WorkflowInstanceRow> = reqwest::Client::new()
+        let runs = reqwest::Client::new()
             .get(format!("{}/api/v1/runs", s.url))
             .bearer_auth(&s.token)
             .send()
             .await
             .unwrap()
-            .json()
+            .json::<orca_api::page::Page<orca_store::WorkflowInstanceRow>>()
             .await
-            .unwrap();
+            .unwrap()
+            .items;
         if runs
             .iter()
             .filter(|r| r.state == WorkflowState::Success)
@@ -806,15 +911,16 @@ async fn an_idempotency_key_starts_one_run_however_often_it_is_sent() {
     assert_eq!(status.as_u16(), 422, "{bad}");
     let run = instance_of(&c, a.1["command_id"].as_i64().unwrap()).await;
     assert_eq!(finish(&c, run).await.instance.state, WorkflowState::Success);
-    let runs: Vec<serde_json::Value> = http
+    let runs = http
         .get(format!("{}/api/v1/runs", s.url))
         .bearer_auth(&s.token)
         .send()
         .await
         .unwrap()
-        .json()
+        .json::<orca_api::page::Page<serde_json::Value>>()
         .await
-        .unwrap();
+        .unwrap()
+        .items;
     assert_eq!(runs.len(), 2, "one run per key: {runs:#?}");
     s.shutdown().await;
 }
@@ -845,8 +951,9 @@ async fn runs_list_filters_and_pages_with_a_cursor() {
         }
     };
     let ids_of = |v: &serde_json::Value| -> Vec<i64> {
-        v.as_array()
-            .unwrap()
+        v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a page: {v}"))
             .iter()
             .map(|r| r["id"].as_i64().unwrap())
             .collect()
@@ -857,12 +964,14 @@ async fn runs_list_filters_and_pages_with_a_cursor() {
     assert_eq!(ids_of(&failed), vec![ids[3], ids[1]]);
     let (_, ok_runs) = list("workflow=ok&limit=2").await;
     assert_eq!(ids_of(&ok_runs), vec![ids[4], ids[2]]);
-    let (_, next) = list(&format!("workflow=ok&limit=2&before_id={}", ids[2])).await;
+    let cursor = ok_runs["next_cursor"].as_str().expect("a next page");
+    let (_, next) = list(&format!("workflow=ok&limit=2&cursor={cursor}")).await;
     assert_eq!(
         ids_of(&next),
         vec![ids[0]],
         "the cursor continues where the page ended"
     );
+    assert!(next.get("next_cursor").is_none(), "the last page: {next}");
     let (_, none) = list("since=2999-01-01T00:00:00Z").await;
     assert!(ids_of(&none).is_empty());
     let (status, problem) = list("state=sleeping").await;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use orca_common::WorkflowState;
 use orca_store::{
     CommandKind, CommandOptions, CommandRow, NewCommand, RunScope, TaskInstanceRow,
@@ -84,11 +84,7 @@ pub async fn trigger(
         }
     };
     let def = crate::routes::workflows::current_workflow(&state, &project, &name).await?;
-    if state.store.release_state(def.id).await? == Some(orca_store::ReleaseState::Offline) {
-        return Err(ApiError::Conflict(format!(
-            "workflow {project}/{name} is offline: it cannot be triggered; bring it online first (POST /api/v1/workflows/{project}/{name}/online)"
-        )));
-    }
+    refuse_offline(&state, def.id, &project, &name, "triggered").await?;
     let def = match req.version {
         Some(v) => state
             .store
@@ -164,15 +160,16 @@ pub async fn command(
     Ok(Json(cmd))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// `GET /runs?limit=&cursor=&state=&project=&workflow=&since=&until=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Page size (at most 1000).
-    #[serde(default = "default_limit")]
-    pub limit: u64,
-    /// Cursor: runs with an id below this (the last id of the previous page).
+    /// Items per page (1..=1000, default 50).
     #[serde(default)]
-    pub before_id: Option<i64>,
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
     /// RUNNING, SUCCESS, FAILURE, STOP or PAUSE.
     #[serde(default)]
     pub state: Option<String>,
@@ -187,37 +184,6 @@ pub struct ListQuery {
     /// Started before this time (RFC 3339).
     #[serde(default)]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
-}
-
-impl ListQuery {
-    /// A first page of `limit` runs, no filter.
-    pub fn first(limit: u64) -> Self {
-        ListQuery {
-            limit,
-            before_id: None,
-            state: None,
-            project: None,
-            workflow: None,
-            since: None,
-            until: None,
-        }
-    }
-}
-
-fn default_limit() -> u64 {
-    50
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> Result<Json<Vec<WorkflowInstanceRow>>, ApiError> {
-    Ok(Json(
-        state
-            .store
-            .list_workflow_instances(q.limit.min(1000))
-            .await?,
-    ))
 }
 
 /// A run with all its task attempts.
@@ -391,6 +357,16 @@ pub async fn recover_failed(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> Result<Json<CommandRow>, ApiError> {
+    if let Some(run) = state.store.workflow_instance(id).await? {
+        refuse_offline(
+            &state,
+            run.workflow_definition_id,
+            &run.project,
+            &run.name,
+            "recovered",
+        )
+        .await?;
+    }
     command_on_run(
         &state,
         id,
@@ -443,6 +419,24 @@ pub async fn force_success(
     .await
 }
 
+/// 409 while workflow `def_id` is offline: nothing new of it starts (a
+/// trigger, a rerun, a recovery); runs under way can still be stopped,
+/// paused and resumed.
+async fn refuse_offline(
+    state: &AppState,
+    def_id: i64,
+    project: &str,
+    name: &str,
+    action: &str,
+) -> Result<(), ApiError> {
+    if state.store.release_state(def_id).await? == Some(orca_store::ReleaseState::Offline) {
+        return Err(ApiError::Conflict(format!(
+            "workflow {project}/{name} is offline: it cannot be {action}; bring it online first (POST /api/v1/workflows/{project}/{name}/online)"
+        )));
+    }
+    Ok(())
+}
+
 /// `POST /runs/{id}/rerun`: a new run of the same workflow version with the
 /// same parameters and schedule time.
 #[utoipa::path(
@@ -454,6 +448,7 @@ pub async fn force_success(
     responses(
         (status = 200, description = "The START command of the new run", body = TriggerResponse),
         (status = 404, response = crate::openapi::NotFound),
+        (status = 409, response = crate::openapi::Conflict),
     ),
 )]
 pub async fn rerun(
@@ -468,6 +463,14 @@ pub async fn rerun(
             what: "run",
             id: id.to_string(),
         })?;
+    refuse_offline(
+        &state,
+        instance.workflow_definition_id,
+        &instance.project,
+        &instance.name,
+        "rerun",
+    )
+    .await?;
     let cmd = state
         .store
         .insert_command(NewCommand {

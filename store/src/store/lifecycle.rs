@@ -29,22 +29,52 @@ impl Store {
     /// Every stored version of the definition with this id, oldest first
     /// (empty if there is no such definition).
     pub async fn workflow_versions(&self, id: i64) -> Result<Vec<WorkflowVersionInfo>> {
+        self.versions_of(id, None, None).await
+    }
+
+    /// The versions of the definition with this id above `after`, oldest
+    /// first, up to `limit + 1` of them (the extra one only tells that a
+    /// next page exists).
+    pub async fn workflow_versions_page(
+        &self,
+        id: i64,
+        after: Option<i32>,
+        limit: u64,
+    ) -> Result<Vec<WorkflowVersionInfo>> {
+        self.versions_of(id, after, Some(limit.saturating_add(1)))
+            .await
+    }
+
+    async fn versions_of(
+        &self,
+        id: i64,
+        after: Option<i32>,
+        limit: Option<u64>,
+    ) -> Result<Vec<WorkflowVersionInfo>> {
         const OP: &str = "list workflow definition versions";
-        let versions: Vec<(i32, chrono::DateTime<chrono::Utc>)> = ver::Entity::find()
+        let mut q = ver::Entity::find()
             .select_only()
             .column(ver::Column::Version)
             .column(ver::Column::CreatedAt)
             .filter(ver::Column::WorkflowDefinitionId.eq(id))
-            .order_by_asc(ver::Column::Version)
-            .into_tuple()
-            .all(&self.reader)
-            .await
-            .map_err(db_err(OP))?;
+            .order_by_asc(ver::Column::Version);
+        if let Some(a) = after {
+            q = q.filter(ver::Column::Version.gt(a));
+        }
+        if let Some(l) = limit {
+            q = q.limit(l);
+        }
+        let versions: Vec<(i32, chrono::DateTime<chrono::Utc>)> =
+            q.into_tuple().all(&self.reader).await.map_err(db_err(OP))?;
+        let (Some(first), Some(last)) = (versions.first(), versions.last()) else {
+            return Ok(Vec::new());
+        };
         let counts: Vec<(i32, i64)> = task_definition::Entity::find()
             .select_only()
             .column(task_definition::Column::Version)
             .column_as(task_definition::Column::Id.count(), "n")
             .filter(task_definition::Column::WorkflowDefinitionId.eq(id))
+            .filter(task_definition::Column::Version.between(first.0, last.0))
             .group_by(task_definition::Column::Version)
             .into_tuple()
             .all(&self.reader)
@@ -103,9 +133,14 @@ impl Store {
     pub async fn delete_workflow(&self, id: i64, force: bool) -> Result<DeleteOutcome> {
         const OP: &str = "delete workflow definition";
         let txn = self.begin_write(OP).await?;
-        let result = self.delete_in(&txn, id, force).await;
+        let mut objects = Vec::new();
+        let result = self.delete_in(&txn, id, force, &mut objects).await;
         match result {
-            Ok(outcome @ DeleteOutcome::Deleted { .. }) => finish(txn, Ok(outcome), OP).await,
+            Ok(outcome @ DeleteOutcome::Deleted { .. }) => {
+                let outcome = finish(txn, Ok(outcome), OP).await?;
+                self.delete_log_objects(&objects).await;
+                Ok(outcome)
+            }
             Ok(refused) => {
                 txn.rollback().await.map_err(db_err(OP))?;
                 Ok(refused)
@@ -114,11 +149,34 @@ impl Store {
         }
     }
 
+    /// Removes deleted logs' bytes from the external log store, after their
+    /// rows are gone (a crash in between leaves orphan objects, never rows
+    /// without bytes). Best effort: failures are logged.
+    async fn delete_log_objects(&self, objects: &[(String, String)]) {
+        for (backend, key) in objects {
+            match &self.logs {
+                Some(logs) if logs.kind() == backend => {
+                    if let Err(e) = logs.delete(key).await {
+                        tracing::warn!(backend, key, error = %e, "cannot delete the log of a deleted workflow");
+                    }
+                }
+                _ => tracing::warn!(
+                    backend,
+                    key,
+                    "the log of a deleted workflow is in a log store this server no longer uses; delete it there"
+                ),
+            }
+        }
+    }
+
+    /// [`Store::delete_workflow`] inside `txn`; fills `objects` with the
+    /// (backend, key) of logs held outside the database.
     async fn delete_in(
         &self,
         txn: &DatabaseTransaction,
         id: i64,
         force: bool,
+        objects: &mut Vec<(String, String)>,
     ) -> Result<DeleteOutcome> {
         const OP: &str = "delete workflow definition";
         let mut find = def::Entity::find_by_id(id);
@@ -179,6 +237,23 @@ impl Store {
                     .in_subquery(instance_ids.clone()),
             )
             .take();
+        let external = Query::select()
+            .columns([Alias::new("backend"), Alias::new("object_key")])
+            .from(Alias::new("task_logs"))
+            .and_where(
+                Expr::col(Alias::new("task_instance_id")).in_subquery(task_instance_ids.clone()),
+            )
+            .and_where(Expr::col(Alias::new("backend")).ne("db"))
+            .take();
+        for row in txn
+            .query_all_raw(self.backend.build(&external))
+            .await
+            .map_err(db_err(OP))?
+        {
+            let backend: String = row.try_get("", "backend").map_err(db_err(OP))?;
+            let key: String = row.try_get("", "object_key").map_err(db_err(OP))?;
+            objects.push((backend, key));
+        }
         let schedule_ids = Query::select()
             .column(Alias::new("id"))
             .from(Alias::new("schedules"))
