@@ -2122,6 +2122,43 @@ async fn sessions_resources_audit_and_logs_over_grpc() {
         .expect("audit log, next page")
         .into_inner();
     assert!(older.entries[0].id < e.id, "{older:?}");
+    // RPCs that change something are audited like REST calls; reads are not.
+    let grpc = |path: &str| {
+        req(
+            Some(&admin),
+            pb::ListAuditEntriesRequest {
+                page_size: 100,
+                method: "grpc".into(),
+                path: path.into(),
+                ..Default::default()
+            },
+        )
+    };
+    let created = c
+        .list_audit_entries(grpc("/orca.v1.OrcaApi/CreateTenant"))
+        .await
+        .expect("audit log of gRPC calls")
+        .into_inner()
+        .entries;
+    assert!(
+        created
+            .iter()
+            .any(|e| e.status == 200 && e.username.is_some()),
+        "{created:?}"
+    );
+    assert!(
+        created
+            .iter()
+            .any(|e| e.status == 403 && e.username.as_deref() == Some("res-viewer")),
+        "{created:?}"
+    );
+    let reads = c
+        .list_audit_entries(grpc("/orca.v1.OrcaApi/Get"))
+        .await
+        .expect("audit log of gRPC reads")
+        .into_inner()
+        .entries;
+    assert!(reads.is_empty(), "{reads:?}");
 
     // Log search and follow (viewer; an outsider does not see the attempt).
     let search = |token: &str, query: &str, regex: bool| {

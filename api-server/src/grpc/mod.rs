@@ -8,6 +8,7 @@
 //! `grpcurl` works without the `.proto` files.
 
 mod access;
+mod audit;
 mod convert;
 mod resources;
 mod service;
@@ -93,6 +94,9 @@ pub async fn serve_grpc_with_tls(
     };
     let listener = TcpListener::bind(listen).await.map_err(bind_err)?;
     let addr = listener.local_addr().map_err(bind_err)?;
+    let audit = audit::AuditLayer {
+        state: state.clone(),
+    };
     let api = OrcaApiServer::new(GrpcApi::new(state));
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -115,6 +119,7 @@ pub async fn serve_grpc_with_tls(
     let (tx, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         let res = builder
+            .layer(audit)
             .add_service(health)
             .add_service(reflection)
             .add_service(reflection_alpha)
