@@ -21,6 +21,7 @@ pub const MAX_LIMIT: u64 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.

@@ -14,6 +14,7 @@ use crate::page::{Page, PageQuery, encode_id};
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,

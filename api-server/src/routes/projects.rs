@@ -30,6 +30,7 @@ pub struct ProjectSummary {
 #[into_params(parameter_in = Query)]
 pub struct ProjectsQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
@@ -182,6 +183,7 @@ async fn project(state: &AppState, name: &str) -> Result<ProjectRow, AuthError> 
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
@@ -310,6 +312,7 @@ pub async fn delete_member(
 #[into_params(parameter_in = Query)]
 pub struct WorkflowsQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,

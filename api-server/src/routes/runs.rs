@@ -165,6 +165,7 @@ pub async fn command(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     #[serde(default)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.

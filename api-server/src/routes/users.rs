@@ -77,6 +77,7 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     /// Items per page (1..=1000, default 50).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page; absent for the first page.
     pub cursor: Option<String>,
