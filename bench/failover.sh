@@ -164,4 +164,11 @@ if after:
 gaps = sorted(g for _, _, g in hops)
 if gaps:
     print(f"normal hops: p50 {gaps[len(gaps) // 2] * 1000:.1f}ms, max {gaps[-1] * 1000:.1f}ms over {len(gaps)}")
+# The same figures as one JSON line, for bench/compare.sh.
+print(json.dumps({
+    "workload": "W6", "system": "orca", "state": run["instance"]["state"], "tasks": len(tasks),
+    "kill_to_leader_s": leader_at - kill,
+    "kill_to_first_start_s": ts(after[0][1]["start_time"]) - kill if after else None,
+    "normal_hop_p50_ms": gaps[len(gaps) // 2] * 1000 if gaps else None,
+}))
 EOF

@@ -10,8 +10,8 @@ use crate::attempts::{AttemptEntry, AttemptKey, Phase};
 use crate::error::WorkerError;
 use crate::events::{self, LOST_ON_RESTART};
 use crate::layout::{
-    DISPATCH_FILE, DispatchRecord, EXIT_CODE_FILE, KILL_FILE, KillReason, PID_FILE, PidRecord,
-    REPORTED_FILE, is_tmp_name, read_json,
+    DISPATCH_FILE, DispatchRecord, KILL_FILE, KillReason, PID_FILE, PidRecord, REPORTED_FILE,
+    is_tmp_name, read_exit_code, read_json,
 };
 use crate::process::is_alive;
 use crate::runner::record_terminal;
@@ -101,8 +101,10 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
     }
     let pid = read_json::<PidRecord>(&dir.join(PID_FILE))?;
     let alive = pid.filter(is_alive);
+    // An exit code is written by the wrapper in one write just before it
+    // exits: while the file is empty or partial the task is still ending.
     if let Some(pid) = alive
-        && !dir.join(EXIT_CODE_FILE).exists()
+        && read_exit_code(dir).is_none()
     {
         let entry = worker.attempts.insert_recovered(
             key,

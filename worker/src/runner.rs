@@ -28,9 +28,11 @@ use crate::process::{TaskProcess, proc_stat, signal_group};
 use crate::tenant::{self, RunAs};
 use crate::worker::Worker;
 
-/// Runs `"$@"` (interpreter + script) and stores its exit code with a rename,
-/// so `exit_code` is either absent or complete.
-const WRAPPER: &str = r#""$@"; rc=$?; printf '%s\n' "$rc" >exit_code.tmp && mv -f exit_code.tmp exit_code; exit "$rc""#;
+/// Runs `"$@"` (interpreter + script) and stores its exit code, in one
+/// write just before the wrapper exits (no rename: that would cost a `mv`
+/// process per task). A reader takes an empty or partial `exit_code` as
+/// "not yet" ([`crate::layout::read_exit_code`] parses it or gives `None`).
+const WRAPPER: &str = r#""$@"; rc=$?; printf '%s\n' "$rc" >exit_code; exit "$rc""#;
 
 /// The same, plus a dead-man switch: a watchdog subshell (in the task's
 /// process group) checks every `$ORCA_DEADMAN_HALF` seconds that the worker's
@@ -49,7 +51,7 @@ const WRAPPER_DEADMAN: &str = r#"cp=.deadman
 wd=$!
 "$@"; rc=$?
 kill $wd 2>/dev/null; wait $wd 2>/dev/null
-printf '%s\n' "$rc" >exit_code.tmp && mv -f exit_code.tmp exit_code; exit "$rc""#;
+printf '%s\n' "$rc" >exit_code; exit "$rc""#;
 
 /// A rendered task, ready to start.
 struct Prepared {
