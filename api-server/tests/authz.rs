@@ -14,10 +14,14 @@ use orca_api::authz::{Perm, ProjectFrom, RouteRule, Verb};
 use orca_api::{ApiHandle, AppState};
 use orca_common::WorkflowSpec;
 use orca_store::{
-    CommandKind, NewCommand, NewTaskInstance, NewToken, NewUser, ProjectRole, ResourceKind, Store,
-    TaskInstanceUpdate, TokenKind, UserRow, Write,
+    CommandKind, NewCommand, NewTaskInstance, NewToken, ProjectRole, ResourceKind, Store,
+    TaskInstanceUpdate, TokenKind, Write,
 };
 use serde_json::{Value, json};
+
+mod support;
+
+use support::{create_user as user, pat};
 
 const PASSWORD: &str = "correct horse battery staple";
 const UNKNOWN_ID: i64 = 999_999;
@@ -91,33 +95,6 @@ fn spec(project: &str, name: &str) -> WorkflowSpec {
     );
     orca_common::workflow::parse_workflow_str(&yaml, "test.yaml", std::path::Path::new("."))
         .expect("valid workflow")
-}
-
-async fn user(store: &Store, name: &str, admin: bool, hash: &str) -> UserRow {
-    store
-        .create_user(&NewUser {
-            username: name.into(),
-            password_hash: hash.into(),
-            admin,
-        })
-        .await
-        .unwrap()
-        .expect("new user")
-}
-
-async fn pat(store: &Store, user_id: i64) -> String {
-    let token = generate_token(TokenKind::PersonalAccess);
-    store
-        .insert_token(&NewToken {
-            user_id,
-            kind: TokenKind::PersonalAccess,
-            name: "test".into(),
-            token_hash: hash_token(&token),
-            expires_at: None,
-        })
-        .await
-        .unwrap();
-    token
 }
 
 /// A workflow, a run (RUNNING) with one task attempt whose log is a file.

@@ -44,7 +44,7 @@ impl TestApi {
         )
         .await
         .unwrap();
-        let root = create_user(&store, "root", true).await;
+        let root = create_user(&store, "root", true, "x").await;
         let admin = pat(&store, root.id).await;
         TestApi {
             db,
@@ -58,7 +58,7 @@ impl TestApi {
 
     /// A new user and a personal access token of theirs.
     pub async fn user(&self, name: &str, admin: bool) -> String {
-        let u = create_user(&self.store, name, admin).await;
+        let u = create_user(&self.store, name, admin, "x").await;
         pat(&self.store, u.id).await
     }
 
@@ -113,11 +113,12 @@ impl TestApi {
     }
 }
 
-async fn create_user(store: &Store, name: &str, admin: bool) -> UserRow {
+/// A new user with this password hash (`"x"`: none can log in).
+pub async fn create_user(store: &Store, name: &str, admin: bool, password_hash: &str) -> UserRow {
     store
         .create_user(&NewUser {
             username: name.into(),
-            password_hash: "x".into(),
+            password_hash: password_hash.into(),
             admin,
         })
         .await
@@ -125,7 +126,8 @@ async fn create_user(store: &Store, name: &str, admin: bool) -> UserRow {
         .expect("a new user")
 }
 
-async fn pat(store: &Store, user_id: i64) -> String {
+/// A new personal access token of `user_id`.
+pub async fn pat(store: &Store, user_id: i64) -> String {
     let token = generate_token(TokenKind::PersonalAccess);
     store
         .insert_token(&NewToken {

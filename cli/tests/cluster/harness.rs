@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use orca::client::Client;
 use orca_api::routes::runs::RunDetail;
-use orca_testkit::{EtcdServer, free_port};
+use orca_testkit::{EtcdServer, TestDb, free_port};
 
 pub const POSTGRES_URL_ENV: &str = "ORCA_TEST_POSTGRES_URL";
 
@@ -87,7 +87,7 @@ impl Builder {
             .tempdir()
             .expect("create the cluster's temp dir");
         std::fs::create_dir_all(dir.path().join("logs")).expect("create logs dir");
-        let db = TestDb::create().await;
+        let db = cluster_db().await;
         let etcd = EtcdServer::start().await;
         let t = &self.timings;
         let mut cluster = TestCluster {
@@ -780,75 +780,10 @@ pub fn now_ns() -> i128 {
 
 /// A fresh PostgreSQL database on the server in `ORCA_TEST_POSTGRES_URL`,
 /// dropped (best effort) with the cluster.
-struct TestDb {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create() -> TestDb {
-        use sea_orm::ConnectionTrait;
-        let server = match std::env::var(POSTGRES_URL_ENV) {
-            Ok(url) if !url.trim().is_empty() => url,
-            _ => panic!(
-                "{POSTGRES_URL_ENV} is not set. Cluster tests need PostgreSQL: run \
-                 `scripts/test.sh` (it starts PostgreSQL and sets {POSTGRES_URL_ENV}), or set \
-                 {POSTGRES_URL_ENV}=postgres://USER:PASSWORD@HOST:PORT/postgres yourself."
-            ),
-        };
-        let nanos = now_ns() as u128 % 1_000_000_000;
-        let name = format!("orca_cluster_{}_{nanos}", std::process::id());
-        let admin = sea_orm::Database::connect(&server)
-            .await
-            .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_ENV}: {e}"));
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-        let _ = admin.close().await;
-        TestDb {
-            url: with_database(&server, &name),
-            server,
-            name,
-        }
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // Drop cannot await: a runtime of its own, on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                use sea_orm::ConnectionTrait;
-                if let Ok(admin) = sea_orm::Database::connect(&server).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if let Err(e) = admin.execute_unprepared(&sql).await {
-                        eprintln!("warning: {sql}: {e}");
-                    }
-                    let _ = admin.close().await;
-                }
-            });
-            Ok::<_, std::io::Error>(())
-        })
-        .join();
-    }
-}
-
-/// `postgres://u:p@h:5432/db?x=y` with `db` replaced.
-fn with_database(url: &str, db: &str) -> String {
-    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let (head, query) = match url.find('?') {
-        Some(q) => (&url[..q], &url[q..]),
-        None => (url, ""),
-    };
-    let host_end = head[start..]
-        .find('/')
-        .map(|i| start + i)
-        .unwrap_or(head.len());
-    format!("{}/{db}{query}", &head[..host_end])
+async fn cluster_db() -> TestDb {
+    TestDb::postgres().await.unwrap_or_else(|| {
+        panic!(
+            "cluster tests need PostgreSQL: run `scripts/test.sh` (it starts PostgreSQL and sets {POSTGRES_URL_ENV})"
+        )
+    })
 }
