@@ -146,6 +146,7 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
             slots: w.effective_slots(cpus),
             python: w.python.clone(),
             kill_grace: w.kill_grace,
+            attempt_retention: Some(w.attempt_retention).filter(|d| !d.is_zero()),
             // Tasks kill themselves once the worker has been silent for the
             // lease's fence window, before etcd can expire the lease and the
             // master fails them over.

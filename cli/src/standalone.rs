@@ -80,6 +80,7 @@ impl Standalone {
                 slots: opts.worker_slots,
                 python: opts.python.clone(),
                 kill_grace: std::time::Duration::from_secs(5),
+                attempt_retention: Some(std::time::Duration::from_secs(24 * 3600)),
                 // No lease can expire in-process: tasks may outlive a crash
                 // and are re-adopted on the next start.
                 deadman: None,

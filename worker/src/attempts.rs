@@ -192,6 +192,17 @@ impl Attempts {
         changed
     }
 
+    /// Drops a finished attempt deleted by the retention sweep.
+    pub(crate) fn forget(&self, key: &AttemptKey) {
+        let mut t = self.lock();
+        if t.entries
+            .get(key)
+            .is_some_and(|e| e.phase() != Phase::Running)
+        {
+            t.entries.remove(key);
+        }
+    }
+
     pub(crate) fn get(&self, key: &AttemptKey) -> Option<Arc<AttemptEntry>> {
         self.lock().entries.get(key).cloned()
     }

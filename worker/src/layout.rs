@@ -234,15 +234,24 @@ pub(crate) fn create_attempt_dir(dir: &Path, record: &DispatchRecord) -> Result<
     let parent = dir.parent().ok_or_else(|| {
         WorkerError::io("create dir", dir, std::io::ErrorKind::InvalidInput.into())
     })?;
-    fs::create_dir_all(parent).map_err(|e| WorkerError::io("create dir", parent, e))?;
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(dir.file_name().unwrap_or_default());
     tmp_name.push(".tmp");
     let tmp = parent.join(tmp_name);
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(|e| WorkerError::io("remove dir", &tmp, e))?;
+    // The retention sweep deletes a run's dir once it is empty: if that
+    // happens between creating it and creating the attempt in it, again.
+    let mut tries = 0;
+    loop {
+        fs::create_dir_all(parent).map_err(|e| WorkerError::io("create dir", parent, e))?;
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| WorkerError::io("remove dir", &tmp, e))?;
+        }
+        match fs::create_dir(&tmp) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => tries += 1,
+            Err(e) => return Err(WorkerError::io("create dir", &tmp, e)),
+        }
     }
-    fs::create_dir(&tmp).map_err(|e| WorkerError::io("create dir", &tmp, e))?;
     write_json(&tmp.join(DISPATCH_FILE), record, false)?;
     fs::rename(&tmp, dir).map_err(|e| WorkerError::io("rename", dir, e))?;
     Ok(true)

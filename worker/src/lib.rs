@@ -28,6 +28,7 @@ mod log;
 mod outbox;
 mod process;
 mod recovery;
+mod retention;
 mod runner;
 mod service;
 mod tenant;
@@ -89,6 +90,10 @@ pub struct WorkerConfig {
     /// task never run at once. Set it to at most `lease_ttl - fence_margin`.
     /// `None` (standalone: no lease can expire) lets tasks outlive the worker.
     pub deadman: Option<Duration>,
+    /// Finished attempts whose report is acknowledged and whose log is
+    /// shipped are deleted (dir, tenant work dir, in-memory entry) this
+    /// long after they ended; `None` keeps them forever.
+    pub attempt_retention: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -108,6 +113,7 @@ impl WorkerConfig {
             python: "python3".to_string(),
             kill_grace: Duration::from_secs(5),
             deadman: None,
+            attempt_retention: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -244,6 +250,9 @@ pub async fn start(
     tokio::spawn(worker::watch_lease(worker.clone(), registry.clone(), lost));
     if let Some(window) = worker.config.deadman {
         tokio::spawn(worker::heartbeat(worker.clone(), window));
+    }
+    if let Some(retention) = worker.config.attempt_retention.filter(|r| !r.is_zero()) {
+        tokio::spawn(retention::run(worker.clone(), retention));
     }
     tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
     tokio::spawn(worker::refresh_load(worker.clone(), LOAD_REFRESH));

@@ -567,3 +567,74 @@ fn live_group_members(pgid: i32) -> usize {
         })
         .count()
 }
+
+/// Finished attempts are deleted after `attempt_retention`, but only once
+/// their report is acknowledged and their log shipped: with no leader to
+/// take them, they stay whatever their age.
+#[tokio::test]
+async fn finished_attempts_are_deleted_after_retention_once_reported_and_shipped() {
+    let reg = MemoryRegistry::new();
+    // First no leader listens: reports and logs stay with the worker.
+    let port = free_port();
+    let dead = reg
+        .campaign(orca_common::registry::MasterInfo {
+            id: "down".into(),
+            addr: format!("http://127.0.0.1:{port}"),
+        })
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.attempt_retention = Some(Duration::from_millis(1));
+    let w = start_worker(cfg, &reg).await;
+    let mut c = client(&w).await;
+    assert!(
+        dispatch(&mut c, shell(1, dead.epoch, "echo kept"))
+            .await
+            .accepted
+    );
+    let adir = attempt_dir(dir.path(), 1);
+    wait_until("the terminal event is in the outbox", || {
+        adir.join("reported").exists()
+    })
+    .await;
+    // A sweep runs (it removes empty run dirs, such as this one, made
+    // after the report was in the outbox): the attempt is not deleted.
+    let probe = dir.path().join("attempts").join("999999");
+    std::fs::create_dir_all(&probe).unwrap();
+    wait_until("a sweep ran", || !probe.exists()).await;
+    assert!(
+        adir.join("task.log").exists(),
+        "an unreported attempt is kept"
+    );
+    let listed = c
+        .list_attempts(orca_proto::v1::ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .attempts;
+    assert_eq!(listed.len(), 1);
+
+    // A leader takes the report and the log: the attempt goes, from disk
+    // and from ListAttempts.
+    dead.resign();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    master.wait_terminal(1).await;
+    master.wait_log(1).await;
+    wait_until("the attempt dir is deleted", || !adir.exists()).await;
+    let listed = c
+        .list_attempts(orca_proto::v1::ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .attempts;
+    assert!(listed.is_empty(), "{listed:?}");
+    // New attempts still run (the run's dir is made again).
+    assert!(
+        dispatch(&mut c, shell(2, master.epoch(), "true"))
+            .await
+            .accepted
+    );
+    assert_eq!(master.wait_terminal(2).await.kind(), TaskEventKind::Success);
+    w.shutdown(true).await;
+}

@@ -201,6 +201,11 @@ pub struct WorkerSection {
     /// Time between SIGTERM and SIGKILL when a task is killed.
     #[serde(with = "duration")]
     pub kill_grace: Duration,
+    /// How long a finished attempt's dir (script, log, records) is kept
+    /// once its report is acknowledged and its log shipped; 0 keeps it
+    /// forever.
+    #[serde(with = "duration")]
+    pub attempt_retention: Duration,
 }
 
 impl Default for WorkerSection {
@@ -216,6 +221,7 @@ impl Default for WorkerSection {
             data_dir: PathBuf::from("orca-worker-data"),
             python: "python3".into(),
             kill_grace: Duration::from_secs(5),
+            attempt_retention: Duration::from_secs(24 * 3600),
         }
     }
 }

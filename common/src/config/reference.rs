@@ -107,6 +107,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "Time between SIGTERM and SIGKILL when a task is killed or times out.",
     ),
     (
+        "worker.attempt_retention",
+        "How long a finished attempt's dir (script, log, records; a tenant's work dir) is kept once its report is acknowledged and its log shipped to the log store; `0s` keeps them forever.",
+    ),
+    (
         "api.listen",
         "REST address (`/api/v1`, `/health`, `/metrics`).",
     ),
