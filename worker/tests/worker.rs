@@ -638,3 +638,39 @@ async fn finished_attempts_are_deleted_after_retention_once_reported_and_shipped
     assert_eq!(master.wait_terminal(2).await.kind(), TaskEventKind::Success);
     w.shutdown(true).await;
 }
+
+/// The configured python is resolved once, at start, to the interpreter it
+/// runs: a launcher in between (here a shim script, as pyenv installs) is
+/// not started again for every PYTHON task.
+#[tokio::test]
+async fn python_launchers_are_resolved_once_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("shim-calls");
+    let shim = dir.path().join("python-shim");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho called >> {}\nexec python3 \"$@\"\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.python = shim.display().to_string();
+    let w = start_worker(cfg, &reg).await;
+    let mut c = client(&w).await;
+    for tiid in [1, 2] {
+        let mut py = shell(tiid, master.epoch(), "print('from python')\n");
+        py.task_type = "PYTHON".into();
+        assert!(dispatch(&mut c, py).await.accepted);
+        let done = master.wait_terminal(tiid).await;
+        assert_eq!(done.kind(), TaskEventKind::Success, "{done:?}");
+    }
+    let n = std::fs::read_to_string(&calls).unwrap().lines().count();
+    assert_eq!(n, 1, "the shim runs once, to resolve the interpreter");
+    w.shutdown(true).await;
+}

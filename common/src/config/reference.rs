@@ -101,7 +101,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "worker.data_dir",
         "Attempt directories, task logs, the outbox and the persisted worker id.",
     ),
-    ("worker.python", "Interpreter of PYTHON tasks."),
+    (
+        "worker.python",
+        "Interpreter of PYTHON tasks; resolved once at start to the executable it runs (`sys.executable`), past launchers such as pyenv shims.",
+    ),
     (
         "worker.kill_grace",
         "Time between SIGTERM and SIGKILL when a task is killed or times out.",
