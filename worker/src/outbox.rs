@@ -177,7 +177,47 @@ impl Outbox {
         }
     }
 
+    /// Sends a terminal event at once while `persist` (storing it in the
+    /// outbox, fsynced, and marking the attempt reported) runs alongside, so
+    /// the report does not wait for the disk. The outbox file is removed
+    /// only once both are done. Should the worker die before the event is
+    /// on disk, recovery builds it again from the attempt dir (its exit
+    /// code or kill record) and sends it again: a leader acknowledges a
+    /// duplicate without effect.
+    pub(crate) fn deliver_persisting(
+        self: &Arc<Self>,
+        ev: TaskEvent,
+        persist: tokio::task::JoinHandle<Result<PathBuf, WorkerError>>,
+    ) {
+        metrics::gauge!(PENDING_GAUGE).increment(1.0);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let key = (ev.task_instance_id, ev.attempt);
+            let acked = me.send_until_acked(&ev).await;
+            match persist.await {
+                Ok(Ok(path)) if acked => remove_acked(&path).await,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!(
+                    tiid = key.0,
+                    attempt = key.1,
+                    error = %e,
+                    "terminal event not persisted (it was sent from memory)"
+                ),
+                Err(e) => tracing::error!(error = %e, "persisting a terminal event panicked"),
+            }
+            metrics::gauge!(PENDING_GAUGE).decrement(1.0);
+        });
+    }
+
     async fn deliver_until_acked(&self, ev: TaskEvent, path: PathBuf) {
+        if self.send_until_acked(&ev).await {
+            remove_acked(&path).await;
+        }
+    }
+
+    /// Sends `ev` to the current leader until acknowledged; `false` when the
+    /// worker stops first.
+    async fn send_until_acked(&self, ev: &TaskEvent) -> bool {
         let acked = self
             .until_leader_accepts("report", |mut client| {
                 let req = ReportTaskEventRequest {
@@ -192,7 +232,6 @@ impl Outbox {
             })
             .await;
         if acked {
-            remove_acked(&path).await;
             tracing::debug!(
                 tiid = ev.task_instance_id,
                 attempt = ev.attempt,
@@ -200,6 +239,7 @@ impl Outbox {
                 "report acknowledged"
             );
         }
+        acked
     }
 
     /// Ships the log of a finished attempt to the leader (which keeps it in

@@ -361,27 +361,24 @@ async fn fail_unstarted(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, message
     finish(worker, entry, Some(message)).await;
 }
 
-/// Builds the terminal event, stores it durably, marks the attempt
-/// reported and finished, and delivers the event.
+/// Builds the terminal event, marks the attempt finished, and delivers the
+/// event while storing it durably and marking the attempt reported
+/// ([`crate::outbox::Outbox::deliver_persisting`]).
 async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Option<String>) {
     let (w, e) = (worker.clone(), entry.clone());
-    let built = tokio::task::spawn_blocking(move || {
-        let ev = match not_started {
-            Some(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
-            None => events::terminal(
-                &w.id,
-                e.key,
-                &e.dir,
-                e.pid(),
-                "task process ended without an exit code",
-            ),
-        };
-        let stored = record_terminal(&w, &e.dir, &ev);
-        (ev, stored)
+    let built = tokio::task::spawn_blocking(move || match not_started {
+        Some(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
+        None => events::terminal(
+            &w.id,
+            e.key,
+            &e.dir,
+            e.pid(),
+            "task process ended without an exit code",
+        ),
     })
     .await;
     match built {
-        Ok((ev, stored)) => {
+        Ok(ev) => {
             tracing::info!(tiid = ev.task_instance_id, attempt = ev.attempt, kind = ?ev.kind(), exit_code = ev.exit_code, "task ended");
             if worker.attempts.finish(entry) {
                 worker.publish();
@@ -389,14 +386,9 @@ async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Op
             worker
                 .outbox
                 .ship_log(ev.task_instance_id, ev.attempt, entry.dir.clone());
-            match stored {
-                Ok(path) => worker.outbox.deliver(ev, path),
-                Err(e) => {
-                    tracing::error!(error = %e, "terminal event not persisted; sending it from memory");
-                    let path = entry.dir.join("unpersisted-event");
-                    worker.outbox.deliver(ev, path);
-                }
-            }
+            let (w, dir, stored) = (worker.clone(), entry.dir.clone(), ev.clone());
+            let persist = tokio::task::spawn_blocking(move || record_terminal(&w, &dir, &stored));
+            worker.outbox.deliver_persisting(ev, persist);
         }
         Err(e) => {
             tracing::error!(error = %e, "building the terminal event failed");
