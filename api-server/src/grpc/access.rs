@@ -38,20 +38,8 @@ impl GrpcApi {
         min: ProjectRole,
         id: i64,
     ) -> Result<(), Status> {
-        let caller = self.caller(req).await?;
-        let hidden = || ApiError::NotFound {
-            what: "run",
-            id: id.to_string(),
-        };
-        let project = self
-            .state
-            .store
-            .project_of_run(id)
-            .await
-            .map_err(AuthError::from)?
-            .ok_or_else(hidden)?;
-        require(&caller, min, &project, hidden())?;
-        Ok(())
+        let project = self.state.store.project_of_run(id);
+        self.in_project_of(req, min, "run", id, project).await
     }
 
     /// The caller, with at least `min` in the project of task instance `id`.
@@ -61,20 +49,9 @@ impl GrpcApi {
         min: ProjectRole,
         id: i64,
     ) -> Result<(), Status> {
-        let caller = self.caller(req).await?;
-        let hidden = || ApiError::NotFound {
-            what: "task instance",
-            id: id.to_string(),
-        };
-        let project = self
-            .state
-            .store
-            .project_of_task_instance(id)
+        let project = self.state.store.project_of_task_instance(id);
+        self.in_project_of(req, min, "task instance", id, project)
             .await
-            .map_err(AuthError::from)?
-            .ok_or_else(hidden)?;
-        require(&caller, min, &project, hidden())?;
-        Ok(())
     }
 
     /// The caller, with at least `min` in the project of command `id`.
@@ -84,18 +61,27 @@ impl GrpcApi {
         min: ProjectRole,
         id: i64,
     ) -> Result<(), Status> {
+        let project = self.state.store.project_of_command(id);
+        self.in_project_of(req, min, "command", id, project).await
+    }
+
+    /// The caller (authenticated first: no token is 401 before any lookup),
+    /// with at least `min` in the project `project` finds for `what` `id`;
+    /// an unknown id and a hidden project are the same 404.
+    async fn in_project_of<T>(
+        &self,
+        req: &Request<T>,
+        min: ProjectRole,
+        what: &'static str,
+        id: i64,
+        project: impl std::future::Future<Output = orca_store::Result<Option<String>>>,
+    ) -> Result<(), Status> {
         let caller = self.caller(req).await?;
         let hidden = || ApiError::NotFound {
-            what: "command",
+            what,
             id: id.to_string(),
         };
-        let project = self
-            .state
-            .store
-            .project_of_command(id)
-            .await
-            .map_err(AuthError::from)?
-            .ok_or_else(hidden)?;
+        let project = project.await.map_err(AuthError::from)?.ok_or_else(hidden)?;
         require(&caller, min, &project, hidden())?;
         Ok(())
     }

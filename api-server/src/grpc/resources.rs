@@ -9,18 +9,10 @@ use axum::extract::{Path, Query, State};
 use orca_proto::v1 as pb;
 
 use super::convert;
+use super::service::page_query;
 use crate::AppState;
 use crate::error::ApiError;
-use crate::page::PageQuery;
 use crate::routes::{environments, tenants, worker_groups};
-
-/// `page_size`/`page_token` as REST's `?limit=&cursor=` (the same cursors).
-pub(super) fn page_query(size: u32, token: String) -> Result<PageQuery, ApiError> {
-    Ok(PageQuery {
-        limit: Some(super::service::page_size(size)?),
-        cursor: (!token.is_empty()).then_some(token),
-    })
-}
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)

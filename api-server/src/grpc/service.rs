@@ -17,7 +17,7 @@ use super::{convert, resources};
 use crate::AppState;
 use crate::authz::import_request_projects;
 use crate::error::ApiError;
-use crate::page::{Page, decode_id, decode_name, encode_id, encode_name, page_limit};
+use crate::page::{PageQuery, page_limit};
 use crate::routes::{
     audit, auth, cluster, lifecycle, logs, projects, runs, schedules, tokens, users, workflows,
 };
@@ -287,7 +287,7 @@ impl OrcaApi for GrpcApi {
                 })
             })
             .transpose()?;
-        let page = resources::page_query(r.page_size, r.page_token)?;
+        let page = page_query(r.page_size, r.page_token)?;
         let query = projects::WorkflowsQuery {
             limit: page.limit,
             cursor: page.cursor,
@@ -332,18 +332,16 @@ impl OrcaApi for GrpcApi {
         self.in_project(&req, ProjectRole::Viewer, &req.get_ref().project)
             .await?;
         let r = req.into_inner();
-        let (limit, after) = page_by_id(r.page_size, &r.page_token)?;
-        let Json(v) = lifecycle::versions(self.state(), Path((r.project, r.name))).await?;
-        let mut versions = v.versions;
-        versions.sort_by_key(|v| v.version);
-        let page = Page::from_sorted(versions, limit, after, |v| i64::from(v.version), encode_id);
+        let page = page_query(r.page_size, r.page_token)?;
+        let Json(v) =
+            lifecycle::list_versions(self.state(), Path((r.project, r.name)), Query(page)).await?;
         Ok(Response::new(pb::ListWorkflowVersionsResponse {
             project: v.project,
             name: v.name,
             current_version: v.current_version,
             release_state: v.release_state.as_str().to_string(),
-            versions: page.items.into_iter().map(convert::version_info).collect(),
-            next_page_token: page.next_cursor.unwrap_or_default(),
+            versions: v.items.into_iter().map(convert::version_info).collect(),
+            next_page_token: v.next_cursor.unwrap_or_default(),
         }))
     }
 
@@ -474,10 +472,13 @@ impl OrcaApi for GrpcApi {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         let caller = self.caller(&req).await?;
         let r = req.into_inner();
-        let (limit, after) = page_by_name(r.page_size, &r.page_token)?;
-        let mut all = projects::visible_projects(&self.state, &caller).await?;
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        let page = Page::from_sorted(all, limit, after, |p| p.name.clone(), |k| encode_name(&k));
+        let page = page_query(r.page_size, r.page_token)?;
+        let query = projects::ProjectsQuery {
+            limit: page.limit,
+            cursor: page.cursor,
+            name: None,
+        };
+        let Json(page) = projects::list(self.state(), caller, Query(query)).await?;
         Ok(Response::new(pb::ListProjectsResponse {
             projects: page.items.into_iter().map(convert::project).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -507,16 +508,13 @@ impl OrcaApi for GrpcApi {
         self.in_project(&req, ProjectRole::Viewer, &req.get_ref().project)
             .await?;
         let r = req.into_inner();
-        let (limit, after) = page_by_name(r.page_size, &r.page_token)?;
-        let mut all = projects::project_members(&self.state, &r.project).await?;
-        all.sort_by(|a, b| a.username.cmp(&b.username));
-        let page = Page::from_sorted(
-            all,
-            limit,
-            after,
-            |m| m.username.clone(),
-            |k| encode_name(&k),
-        );
+        let page = page_query(r.page_size, r.page_token)?;
+        let query = projects::MembersQuery {
+            limit: page.limit,
+            cursor: page.cursor,
+            role: None,
+        };
+        let Json(page) = projects::members(self.state(), Path(r.project), Query(query)).await?;
         Ok(Response::new(pb::ListMembersResponse {
             members: page.items.into_iter().map(convert::member).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -565,9 +563,16 @@ impl OrcaApi for GrpcApi {
     ) -> Result<Response<pb::ListWorkersResponse>, Status> {
         self.caller(&req).await?;
         let r = req.into_inner();
-        let (limit, after) = page_by_name(r.page_size, &r.page_token)?;
-        let all = cluster::worker_views(&self.state).await?;
-        let page = Page::from_sorted(all, limit, after, |w| w.id.clone(), |k| encode_name(&k));
+        let page = page_query(r.page_size, r.page_token)?;
+        let query = cluster::WorkersQuery {
+            limit: page.limit,
+            cursor: page.cursor,
+            group: None,
+            label: None,
+            environment: None,
+            state: None,
+        };
+        let Json(page) = cluster::workers(self.state(), Query(query)).await?;
         Ok(Response::new(pb::ListWorkersResponse {
             workers: page.items.into_iter().map(convert::worker).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -581,9 +586,8 @@ impl OrcaApi for GrpcApi {
     ) -> Result<Response<pb::ListMastersResponse>, Status> {
         self.caller(&req).await?;
         let r = req.into_inner();
-        let (limit, after) = page_by_name(r.page_size, &r.page_token)?;
-        let all = cluster::master_views(&self.state).await?;
-        let page = Page::from_sorted(all, limit, after, |m| m.id.clone(), |k| encode_name(&k));
+        let page = page_query(r.page_size, r.page_token)?;
+        let Json(page) = cluster::masters(self.state(), Query(page)).await?;
         Ok(Response::new(pb::ListMastersResponse {
             masters: page.items.into_iter().map(convert::master).collect(),
             next_page_token: page.next_cursor.unwrap_or_default(),
@@ -613,9 +617,10 @@ impl OrcaApi for GrpcApi {
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
         self.admin(&req).await?;
         let r = req.into_inner();
+        let page = page_query(r.page_size, r.page_token)?;
         let query = users::UsersQuery {
-            limit: Some(page_size(r.page_size)?),
-            cursor: (!r.page_token.is_empty()).then_some(r.page_token),
+            limit: page.limit,
+            cursor: page.cursor,
             ..Default::default()
         };
         let Json(page) = users::list(self.state(), Query(query)).await?;
@@ -666,10 +671,7 @@ impl OrcaApi for GrpcApi {
     ) -> Result<Response<pb::ListTokensResponse>, Status> {
         let caller = self.caller(&req).await?;
         let r = req.into_inner();
-        let query = crate::page::PageQuery {
-            limit: Some(page_size(r.page_size)?),
-            cursor: (!r.page_token.is_empty()).then_some(r.page_token),
-        };
+        let query = page_query(r.page_size, r.page_token)?;
         let Json(page) = tokens::list(self.state(), caller, Query(query)).await?;
         Ok(Response::new(pb::ListTokensResponse {
             tokens: page.items.into_iter().map(convert::token).collect(),
@@ -897,7 +899,7 @@ impl OrcaApi for GrpcApi {
         self.admin(&req).await?;
         let r = req.into_inner();
         let non_empty = |s: String| (!s.is_empty()).then_some(s);
-        let page = resources::page_query(r.page_size, r.page_token)?;
+        let page = page_query(r.page_size, r.page_token)?;
         let query = audit::AuditQuery {
             limit: page.limit,
             cursor: page.cursor,
@@ -959,16 +961,11 @@ pub(super) fn page_size(n: u32) -> Result<u64, ApiError> {
     page_limit((n != 0).then_some(u64::from(n)))
 }
 
-/// Page size and the name after which a list sorted by name resumes.
-fn page_by_name(size: u32, token: &str) -> Result<(u64, Option<String>), ApiError> {
-    let after = (!token.is_empty())
-        .then(|| decode_name(token))
-        .transpose()?;
-    Ok((page_size(size)?, after))
-}
-
-/// Page size and the id after which a list sorted by id resumes.
-fn page_by_id(size: u32, token: &str) -> Result<(u64, Option<i64>), ApiError> {
-    let after = (!token.is_empty()).then(|| decode_id(token)).transpose()?;
-    Ok((page_size(size)?, after))
+/// The REST page query of a gRPC page size and token (a token is a REST
+/// cursor).
+pub(super) fn page_query(size: u32, token: String) -> Result<PageQuery, ApiError> {
+    Ok(PageQuery {
+        limit: Some(page_size(size)?),
+        cursor: (!token.is_empty()).then_some(token),
+    })
 }

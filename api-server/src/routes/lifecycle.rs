@@ -14,7 +14,8 @@ use crate::error::ApiError;
 use crate::page::{Page, PageQuery, encode_id};
 use crate::routes::workflows::current_workflow;
 
-/// Every version of a workflow (see [`versions`]).
+/// Every version of a workflow: all pages of `GET …/versions` together (the
+/// CLI gathers them).
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct WorkflowVersions {
     pub project: String,
@@ -159,24 +160,6 @@ pub async fn list_versions(
         release_state,
         items: page.items,
         next_cursor: page.next_cursor,
-    }))
-}
-
-/// Every stored version of a workflow, oldest first, unpaged (gRPC
-/// `ListWorkflowVersions` pages it itself).
-pub async fn versions(
-    State(state): State<AppState>,
-    Path((project, name)): Path<(String, String)>,
-) -> Result<Json<WorkflowVersions>, ApiError> {
-    let def = current_workflow(&state, &project, &name).await?;
-    let release_state = state.store.release_state(def.id).await?.unwrap_or_default();
-    let versions = state.store.workflow_versions(def.id).await?;
-    Ok(Json(WorkflowVersions {
-        project: def.project,
-        name: def.name,
-        current_version: def.version,
-        release_state,
-        versions,
     }))
 }
 

@@ -90,25 +90,6 @@ pub async fn list(
     }))
 }
 
-/// The projects `caller` can view (admins: all), by name (`GET /projects`,
-/// gRPC `ListProjects`).
-pub async fn visible_projects(
-    state: &AppState,
-    caller: &Caller,
-) -> Result<Vec<ProjectSummary>, AuthError> {
-    let projects = state.store.list_projects().await?;
-    Ok(projects
-        .into_iter()
-        .filter(|p| caller.can_view(&p.name))
-        .map(|p| ProjectSummary {
-            role: caller.role(&p.name),
-            id: p.id,
-            name: p.name,
-            created_at: p.created_at,
-        })
-        .collect())
-}
-
 /// Body of `POST /projects`.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct CreateProjectRequest {
@@ -224,13 +205,6 @@ pub async fn members(
     Ok(Json(Page::from_fetched(rows, limit, |m| {
         encode_name(&m.username)
     })))
-}
-
-/// The members of project `name` (`GET /projects/{project}/members`, gRPC
-/// `ListMembers`).
-pub async fn project_members(state: &AppState, name: &str) -> Result<Vec<MemberRow>, AuthError> {
-    let p = project(state, name).await?;
-    Ok(state.store.members(p.id).await?)
 }
 
 /// Body of `PUT /projects/{project}/members/{username}`.
