@@ -57,6 +57,12 @@ impl AuditSlot {
     fn take(&self) -> AuditFacts {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
+
+    /// The user and project recorded, emptying the slot.
+    pub(crate) fn take_user_and_project(&self) -> (Option<String>, Option<String>) {
+        let f = self.take();
+        (f.user, f.project)
+    }
 }
 
 fn is_mutation(m: &Method) -> bool {

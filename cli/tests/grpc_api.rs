@@ -2159,6 +2159,32 @@ async fn sessions_resources_audit_and_logs_over_grpc() {
         .into_inner()
         .entries;
     assert!(reads.is_empty(), "{reads:?}");
+    // Like REST entries, they name the project a call targeted, and a
+    // login names the user it claims.
+    let triggered = c
+        .list_audit_entries(grpc("/orca.v1.OrcaApi/TriggerRun"))
+        .await
+        .expect("audit log of triggers")
+        .into_inner()
+        .entries;
+    assert!(
+        triggered
+            .iter()
+            .any(|e| e.status == 200 && e.project.as_deref() == Some("default")),
+        "{triggered:?}"
+    );
+    let logins = c
+        .list_audit_entries(grpc("/orca.v1.OrcaApi/Login"))
+        .await
+        .expect("audit log of logins")
+        .into_inner()
+        .entries;
+    assert!(
+        logins
+            .iter()
+            .any(|e| e.username.as_deref() == Some("res-viewer")),
+        "{logins:?}"
+    );
 
     // Log search and follow (viewer; an outsider does not see the attempt).
     let search = |token: &str, query: &str, regex: bool| {

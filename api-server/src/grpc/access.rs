@@ -6,16 +6,28 @@ use orca_store::ProjectRole;
 use tonic::{Request, Status};
 
 use super::GrpcApi;
+use crate::audit::AuditSlot;
 use crate::auth::{AuthError, Caller, authenticate};
 use crate::authz::{project_hidden, require};
 use crate::error::ApiError;
 
 impl GrpcApi {
     /// The caller of a request: its `authorization: Bearer …` metadata,
-    /// resolved as REST does.
+    /// resolved as REST does (and recorded for the audit log).
     pub(super) async fn caller<T>(&self, req: &Request<T>) -> Result<Caller, Status> {
         let headers = req.metadata().clone().into_headers();
-        Ok(authenticate(&self.state.store, &headers).await?)
+        let caller = authenticate(&self.state.store, &headers).await?;
+        if let Some(slot) = req.extensions().get::<AuditSlot>() {
+            slot.set_user(&caller.user.username);
+        }
+        Ok(caller)
+    }
+
+    /// Records the project a request targets, for the audit log.
+    fn audit_project<T>(req: &Request<T>, project: &str) {
+        if let Some(slot) = req.extensions().get::<AuditSlot>() {
+            slot.set_project(project);
+        }
     }
 
     /// The caller, with at least `min` in `project` (404 when it has no
@@ -27,6 +39,7 @@ impl GrpcApi {
         project: &str,
     ) -> Result<Caller, Status> {
         let caller = self.caller(req).await?;
+        Self::audit_project(req, project);
         require(&caller, min, project, project_hidden(project))?;
         Ok(caller)
     }
@@ -82,6 +95,7 @@ impl GrpcApi {
             id: id.to_string(),
         };
         let project = project.await.map_err(AuthError::from)?.ok_or_else(hidden)?;
+        Self::audit_project(req, &project);
         require(&caller, min, &project, hidden())?;
         Ok(())
     }

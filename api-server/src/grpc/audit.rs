@@ -1,7 +1,8 @@
 //! The audit log for the gRPC API: a layer around `orca.v1.OrcaApi` that
 //! records every mutating RPC as the REST layer ([`crate::audit`]) records
-//! every mutating call: time, user (from the bearer token; none for a
-//! login or an unauthenticated call), method `GRPC`, path
+//! every mutating call: time, user and project (filled into the request's
+//! [`AuditSlot`] by the access checks, as REST's authorisation does; for a
+//! login the username it claims), method `GRPC`, path
 //! `/orca.v1.OrcaApi/<Rpc>`, the gRPC status as the HTTP status REST
 //! would have answered, and the request id (`x-request-id` metadata, or a
 //! new one). Messages are never recorded.
@@ -17,7 +18,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::AppState;
-use crate::auth::authenticate;
+use crate::audit::AuditSlot;
 
 const SERVICE_PREFIX: &str = "/orca.v1.OrcaApi/";
 /// RPCs that change nothing, by name prefix.
@@ -104,7 +105,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let path = req.uri().path().to_string();
         // The ready service handles this call; a fresh clone takes its place.
         let clone = self.inner.clone();
@@ -112,7 +113,9 @@ where
         if !is_mutating(&path) {
             return Box::pin(inner.call(req));
         }
-        let headers = req.headers().clone();
+        let request_id = request_id(req.headers());
+        let slot = AuditSlot::default();
+        req.extensions_mut().insert(slot.clone());
         let state = self.state.clone();
         Box::pin(async move {
             let resp = inner.call(req).await?;
@@ -124,18 +127,15 @@ where
                 .and_then(|v| v.to_str().ok())
                 .and_then(|s| s.parse::<i32>().ok())
                 .unwrap_or(0);
-            let username = authenticate(&state.store, &headers)
-                .await
-                .ok()
-                .map(|c| c.user.username);
+            let (username, project) = slot.take_user_and_project();
             let entry = NewAuditEntry {
                 at: chrono::Utc::now(),
                 username,
                 method: "GRPC".into(),
                 path: path.clone(),
-                project: None,
+                project,
                 status: http_status(code),
-                request_id: request_id(&headers),
+                request_id,
             };
             if let Err(e) = state.store.insert_audit(&entry).await {
                 tracing::error!(error = %e, path, "cannot write the audit log");

@@ -695,6 +695,10 @@ impl OrcaApi for GrpcApi {
         &self,
         req: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
+        // The audit log records the username a login claims, as REST does.
+        if let Some(slot) = req.extensions().get::<crate::audit::AuditSlot>() {
+            slot.set_user(&req.get_ref().username);
+        }
         let r = req.into_inner();
         let body = auth::LoginRequest {
             username: r.username,
