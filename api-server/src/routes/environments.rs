@@ -12,7 +12,7 @@ use orca_store::{ResourceKind, ResourceRow};
 use serde::{Deserialize, Serialize};
 
 use super::resources;
-use super::worker_groups::group_exists;
+use super::worker_groups::first_unknown_group;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::page::{Page, PageQuery};
@@ -108,14 +108,12 @@ fn check_entries(field: &str, entries: &[String]) -> Result<(), ApiError> {
 async fn check(state: &AppState, a: &Attrs) -> Result<(), ApiError> {
     check_entries("packages", &a.packages)?;
     check_entries("channels", &a.channels)?;
-    for (i, g) in a.worker_groups.iter().enumerate() {
-        if !group_exists(state, g).await? {
-            return Err(ApiError::Invalid(format!(
-                "worker_groups[{i}]: there is no worker group {g:?}; create it with POST /api/v1/worker-groups"
-            )));
-        }
+    match first_unknown_group(state, &a.worker_groups).await? {
+        Some((i, g)) => Err(ApiError::Invalid(format!(
+            "worker_groups[{i}]: there is no worker group {g:?}; create it with POST /api/v1/worker-groups"
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 async fn view(state: &AppState, row: ResourceRow) -> Result<Environment, ApiError> {

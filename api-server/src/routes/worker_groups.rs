@@ -79,12 +79,26 @@ async fn live_members(state: &AppState) -> Result<BTreeMap<String, Vec<String>>,
     Ok(groups)
 }
 
-/// Whether workers of `name` can exist: `default`, defined, or declared by
-/// a live worker.
-pub async fn group_exists(state: &AppState, name: &str) -> Result<bool, ApiError> {
-    Ok(name == default_worker_group()
-        || state.store.resource(KIND, name).await?.is_some()
-        || live_members(state).await?.contains_key(name))
+/// The first of `names` (with its index) no worker can be in: neither
+/// `default`, nor defined, nor declared by a live worker. The registry is
+/// read once, and only when a name is not defined.
+pub async fn first_unknown_group<'a>(
+    state: &AppState,
+    names: &'a [String],
+) -> Result<Option<(usize, &'a str)>, ApiError> {
+    let mut live = None;
+    for (i, name) in names.iter().enumerate() {
+        if *name == default_worker_group() || state.store.resource(KIND, name).await?.is_some() {
+            continue;
+        }
+        if live.is_none() {
+            live = Some(live_members(state).await?);
+        }
+        if !live.as_ref().is_some_and(|l| l.contains_key(name)) {
+            return Ok(Some((i, name)));
+        }
+    }
+    Ok(None)
 }
 
 fn view(row: Option<ResourceRow>, name: String, workers: Vec<String>) -> WorkerGroup {
