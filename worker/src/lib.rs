@@ -182,48 +182,6 @@ impl WorkerHandle {
     }
 }
 
-/// The interpreter PYTHON tasks start: `python` resolved once to the
-/// executable it runs (`sys.executable`), so that every task does not pay
-/// for a launcher in between (a pyenv shim costs ~100 ms per start). A venv's
-/// or conda env's python resolves to itself. When it cannot run, `python`
-/// is kept as configured (its tasks then fail, saying why).
-async fn resolve_python(python: &str) -> String {
-    let probe = tokio::process::Command::new(python)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .stdin(std::process::Stdio::null())
-        .output();
-    match tokio::time::timeout(Duration::from_secs(30), probe).await {
-        Ok(Ok(out)) if out.status.success() => {
-            let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !exe.is_empty()
-                && std::path::Path::new(&exe).is_absolute()
-                && std::path::Path::new(&exe).exists()
-            {
-                if exe != python {
-                    tracing::info!(configured = python, resolved = %exe, "PYTHON tasks start the resolved interpreter");
-                }
-                return exe;
-            }
-            python.to_string()
-        }
-        Ok(Ok(out)) => {
-            tracing::warn!(python, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "the python interpreter fails; PYTHON tasks will fail until it works");
-            python.to_string()
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(python, error = %e, "cannot start the python interpreter; PYTHON tasks will fail until it can be started");
-            python.to_string()
-        }
-        Err(_) => {
-            tracing::warn!(
-                python,
-                "the python interpreter did not answer within 30 s; keeping it as configured"
-            );
-            python.to_string()
-        }
-    }
-}
-
 /// Starts a worker: binds the gRPC server, recovers attempts from the data
 /// dir (adopting tasks still running), registers in `registry`, and starts
 /// delivering the reports left in the outbox.
@@ -237,7 +195,6 @@ pub async fn start(
     let mut config = config;
     config.data_dir = std::path::absolute(&config.data_dir)
         .map_err(|e| WorkerError::io("resolve data dir", &config.data_dir, e))?;
-    config.python = resolve_python(&config.python).await;
     let layout = Layout::new(config.data_dir.clone());
     let id = {
         let (layout, id) = (layout.clone(), config.id.clone());

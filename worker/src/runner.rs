@@ -67,7 +67,12 @@ pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: Disp
     tokio::spawn(async move {
         let started = Instant::now();
         let prep = {
-            let (python, dir) = (worker.config.python.clone(), entry.dir.clone());
+            let python = if rec.task_type.eq_ignore_ascii_case("PYTHON") {
+                worker.python().await.to_string()
+            } else {
+                worker.config.python.clone()
+            };
+            let dir = entry.dir.clone();
             let roots = (
                 worker.layout.attempts_dir(),
                 worker.layout.tenant_work_dir(),

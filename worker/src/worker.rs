@@ -32,6 +32,8 @@ pub(crate) struct Worker {
     /// The current registry lease; replaced when the worker re-registers
     /// after losing it.
     lease: Mutex<Option<Arc<WorkerLease>>>,
+    /// `config.python` resolved, on the first PYTHON task (not at start).
+    python: tokio::sync::OnceCell<String>,
 }
 
 impl Worker {
@@ -55,7 +57,16 @@ impl Worker {
             max_epoch: AtomicU64::new(max_epoch),
             epoch_file: Mutex::new(()),
             lease: Mutex::new(None),
+            python: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The interpreter PYTHON tasks start ([`resolve_python`]), resolved by
+    /// the first one that asks.
+    pub(crate) async fn python(&self) -> &str {
+        self.python
+            .get_or_init(|| resolve_python(&self.config.python))
+            .await
     }
 
     /// What this worker advertises now.
@@ -290,6 +301,49 @@ async fn reregister(
                 backoff = (backoff * 2).min(REREGISTER_BACKOFF_MAX);
                 tracing::warn!(worker = %worker.id, error = %e, retry_in = ?backoff, "cannot re-register; retrying");
             }
+        }
+    }
+}
+
+/// The interpreter PYTHON tasks start: `python` resolved once (by the
+/// first PYTHON task, so start-up does not wait for it) to the
+/// executable it runs (`sys.executable`), so that every task does not pay
+/// for a launcher in between (a pyenv shim costs ~100 ms per start). A venv's
+/// or conda env's python resolves to itself. When it cannot run, `python`
+/// is kept as configured (its tasks then fail, saying why).
+async fn resolve_python(python: &str) -> String {
+    let probe = tokio::process::Command::new(python)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match tokio::time::timeout(Duration::from_secs(30), probe).await {
+        Ok(Ok(out)) if out.status.success() => {
+            let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !exe.is_empty()
+                && std::path::Path::new(&exe).is_absolute()
+                && std::path::Path::new(&exe).exists()
+            {
+                if exe != python {
+                    tracing::info!(configured = python, resolved = %exe, "PYTHON tasks start the resolved interpreter");
+                }
+                return exe;
+            }
+            python.to_string()
+        }
+        Ok(Ok(out)) => {
+            tracing::warn!(python, status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "the python interpreter fails; PYTHON tasks will fail until it works");
+            python.to_string()
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(python, error = %e, "cannot start the python interpreter; PYTHON tasks will fail until it can be started");
+            python.to_string()
+        }
+        Err(_) => {
+            tracing::warn!(
+                python,
+                "the python interpreter did not answer within 30 s; keeping it as configured"
+            );
+            python.to_string()
         }
     }
 }

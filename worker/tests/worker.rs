@@ -639,8 +639,8 @@ async fn finished_attempts_are_deleted_after_retention_once_reported_and_shipped
     w.shutdown(true).await;
 }
 
-/// The configured python is resolved once, at start, to the interpreter it
-/// runs: a launcher in between (here a shim script, as pyenv installs) is
+/// The configured python is resolved once, by the first PYTHON task, to
+/// the interpreter it runs: a launcher in between (here a shim script, as pyenv installs) is
 /// not started again for every PYTHON task.
 #[tokio::test]
 async fn python_launchers_are_resolved_once_at_start() {

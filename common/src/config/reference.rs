@@ -103,7 +103,7 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ),
     (
         "worker.python",
-        "Interpreter of PYTHON tasks; resolved once at start to the executable it runs (`sys.executable`), past launchers such as pyenv shims.",
+        "Interpreter of PYTHON tasks; resolved once, by the first PYTHON task, to the executable it runs (`sys.executable`), past launchers such as pyenv shims.",
     ),
     (
         "worker.kill_grace",
