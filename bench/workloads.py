@@ -11,7 +11,7 @@ Every figure comes from the task instance timestamps Orca records (worker
 clock, microseconds). Prints one JSON line per workload, then a table.
 Figures are printed, never asserted.
 
-  python3 bench/workloads.py --orca target/release/orca [--runs 3]
+  python3 bench/workloads.py --orca target/release/orca [--runs 3] [--only W1,W4]
 """
 import argparse
 import json
@@ -160,7 +160,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--orca", default="target/release/orca")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default="W1,W2,W3,W4", help="comma-separated workloads (W5 comes with W1)")
     args = ap.parse_args()
+    only = set(args.only.upper().split(","))
     results = []
     with tempfile.TemporaryDirectory(prefix="orca-bench-") as tmp:
         plans = [
@@ -169,6 +171,8 @@ def main():
             ("W3", fanout_yaml(100)),
         ]
         for name, yaml_text in plans:
+            if name not in only:
+                continue
             spans, walls, hop_all = [], [], []
             for _ in range(args.runs):
                 run, wall = run_file(args.orca, yaml_text, tmp)
@@ -183,9 +187,10 @@ def main():
             if name == "W1":
                 results.append({"workload": "W5", "hops": len(hop_all), "hop_p50_ms": pct(hop_all, 50),
                                 "hop_p99_ms": pct(hop_all, 99), "hop_max_ms": max(hop_all)})
-        r = {"workload": "W4"}
-        r.update(w4(args.orca, tmp))
-        results.append(r)
+        if "W4" in only:
+            r = {"workload": "W4"}
+            r.update(w4(args.orca, tmp))
+            results.append(r)
     for r in results:
         print(json.dumps(r))
     print()
