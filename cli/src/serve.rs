@@ -145,6 +145,8 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
             labels: w.labels.clone(),
             slots: w.effective_slots(cpus),
             python: w.python.clone(),
+            python_fork: w.python_fork,
+            python_preload: w.python_preload.clone(),
             kill_grace: w.kill_grace,
             attempt_retention: Some(w.attempt_retention).filter(|d| !d.is_zero()),
             // Tasks kill themselves once the worker has been silent for the

@@ -79,6 +79,8 @@ impl Standalone {
                 labels: vec![],
                 slots: opts.worker_slots,
                 python: opts.python.clone(),
+                python_fork: true,
+                python_preload: Vec::new(),
                 kill_grace: std::time::Duration::from_secs(5),
                 attempt_retention: Some(std::time::Duration::from_secs(24 * 3600)),
                 // No lease can expire in-process: tasks may outlive a crash

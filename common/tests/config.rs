@@ -433,6 +433,11 @@ fn validate_reports_every_problem_by_key() {
     cfg.master.http_listen = cfg.master.listen;
     cfg.worker.slots = 1_000_000;
     cfg.worker.labels = vec!["a b".into()];
+    cfg.worker.python_preload = vec![
+        "numpy".into(),
+        "sklearn.linear_model".into(),
+        "os; rm".into(),
+    ];
     cfg.worker.id = "w/1".into();
     let err = config::validate(&cfg).unwrap_err();
     let msg = err.to_string();
@@ -448,6 +453,7 @@ fn validate_reports_every_problem_by_key() {
             "master.command_poll_interval",
             "worker.id",
             "worker.labels",
+            "worker.python_preload",
             "worker.slots",
         ]
     );

@@ -46,6 +46,15 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
+    /// The Python fork server could not be started (PYTHON tasks are then
+    /// started by exec).
+    #[error("ORCA-WORKER-PYFORK: python fork server of {python:?}: {reason}")]
+    PyFork {
+        /// The interpreter.
+        python: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A master address taken from the registry is not a valid URI.
     #[error("ORCA-WORKER-BAD-MASTER-ADDR: {addr}: {source}")]
     BadMasterAddr {

@@ -226,10 +226,16 @@ pub(crate) fn read_exit_code(dir: &Path) -> Option<i32> {
 
 /// Creates an attempt dir holding `dispatch.json`, atomically: the dir is
 /// built under a temporary name and renamed, so an attempt dir without its
-/// dispatch never exists. Returns `false` when the dir already existed.
-pub(crate) fn create_attempt_dir(dir: &Path, record: &DispatchRecord) -> Result<bool, WorkerError> {
+/// dispatch never exists. `fill` runs on the temporary dir before the
+/// rename (it writes the task's script there). Returns `None` when the dir
+/// already existed.
+pub(crate) fn create_attempt_dir<R>(
+    dir: &Path,
+    record: &DispatchRecord,
+    fill: impl FnOnce(&Path) -> R,
+) -> Result<Option<R>, WorkerError> {
     if dir.exists() {
-        return Ok(false);
+        return Ok(None);
     }
     let parent = dir.parent().ok_or_else(|| {
         WorkerError::io("create dir", dir, std::io::ErrorKind::InvalidInput.into())
@@ -252,9 +258,16 @@ pub(crate) fn create_attempt_dir(dir: &Path, record: &DispatchRecord) -> Result<
             Err(e) => return Err(WorkerError::io("create dir", &tmp, e)),
         }
     }
-    write_json(&tmp.join(DISPATCH_FILE), record, false)?;
+    // Nobody sees the temporary dir: its files need no rename of their own.
+    let dispatch = tmp.join(DISPATCH_FILE);
+    let bytes = serde_json::to_vec(record).map_err(|source| WorkerError::CorruptRecord {
+        path: dispatch.clone(),
+        source,
+    })?;
+    fs::write(&dispatch, bytes).map_err(|e| WorkerError::io("write", &dispatch, e))?;
+    let filled = fill(&tmp);
     fs::rename(&tmp, dir).map_err(|e| WorkerError::io("rename", dir, e))?;
-    Ok(true)
+    Ok(Some(filled))
 }
 
 /// Whether a dir entry name is a leftover temporary dir of [`create_attempt_dir`].

@@ -27,6 +27,7 @@ mod layout;
 mod log;
 mod outbox;
 mod process;
+mod pyfork;
 mod recovery;
 mod retention;
 mod runner;
@@ -80,6 +81,12 @@ pub struct WorkerConfig {
     pub slots: u32,
     /// Interpreter of PYTHON tasks.
     pub python: String,
+    /// Fork PYTHON tasks from a warm interpreter (see `pyfork`) instead
+    /// of starting one per task.
+    pub python_fork: bool,
+    /// Modules the fork server imports once, so forked tasks find them
+    /// loaded (e.g. `numpy`, `pandas`).
+    pub python_preload: Vec<String>,
     /// Time between SIGTERM and SIGKILL when a task is killed.
     pub kill_grace: Duration,
     /// Dead-man switch (cluster mode): the worker touches a heartbeat file
@@ -111,6 +118,8 @@ impl WorkerConfig {
                 .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
                 .unwrap_or(1),
             python: "python3".to_string(),
+            python_fork: true,
+            python_preload: Vec::new(),
             kill_grace: Duration::from_secs(5),
             deadman: None,
             attempt_retention: Some(Duration::from_secs(24 * 3600)),

@@ -54,6 +54,13 @@ pub(crate) enum TaskProcess {
     Child(tokio::process::Child),
     /// Adopted after a restart: watched through a pidfd (or polling).
     Adopted(PidRecord),
+    /// Forked by the Python fork server, which reports its wait status; if
+    /// the server dies first, watched like an adopted process.
+    Forked {
+        rec: PidRecord,
+        exit: Option<tokio::sync::oneshot::Receiver<i32>>,
+        status: Option<i32>,
+    },
 }
 
 impl TaskProcess {
@@ -76,6 +83,31 @@ impl TaskProcess {
                 }
             }
             TaskProcess::Adopted(rec) => wait_adopted(rec).await,
+            TaskProcess::Forked { rec, exit, status } => {
+                if status.is_some() {
+                    return;
+                }
+                if let Some(rx) = exit {
+                    match rx.await {
+                        Ok(s) => {
+                            *status = Some(s);
+                            *exit = None;
+                            return;
+                        }
+                        Err(_) => *exit = None,
+                    }
+                }
+                wait_adopted(rec).await
+            }
+        }
+    }
+
+    /// The wait status of a forked process that has ended, when its fork
+    /// server reported it.
+    pub(crate) fn forked_status(&self) -> Option<i32> {
+        match self {
+            TaskProcess::Forked { status, .. } => *status,
+            _ => None,
         }
     }
 }

@@ -21,10 +21,11 @@ use crate::attempts::AttemptEntry;
 use crate::error::WorkerError;
 use crate::events::{self, now_ms};
 use crate::layout::{
-    DispatchRecord, KILL_FILE, KillReason, LOG_FILE, PID_FILE, PidRecord, REPORTED_FILE,
-    write_atomic, write_json,
+    DispatchRecord, EXIT_CODE_FILE, KILL_FILE, KillReason, LOG_FILE, PID_FILE, PidRecord,
+    REPORTED_FILE, write_atomic, write_json,
 };
 use crate::process::{TaskProcess, proc_stat, signal_group};
+use crate::pyfork::{self, Deadman, ForkRequest};
 use crate::tenant::{self, RunAs};
 use crate::worker::Worker;
 
@@ -54,7 +55,7 @@ kill $wd 2>/dev/null; wait $wd 2>/dev/null
 printf '%s\n' "$rc" >exit_code; exit "$rc""#;
 
 /// A rendered task, ready to start.
-struct Prepared {
+pub(crate) struct Prepared {
     interpreter: String,
     script_file: &'static str,
     env: Vec<(String, String)>,
@@ -63,46 +64,25 @@ struct Prepared {
 }
 
 /// Starts and supervises a freshly dispatched attempt (in the background).
-pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: DispatchRecord) {
+pub(crate) fn start_new(
+    worker: Arc<Worker>,
+    entry: Arc<AttemptEntry>,
+    rec: DispatchRecord,
+    prepared: Result<Prepared, String>,
+) {
     tokio::spawn(async move {
         let started = Instant::now();
-        let prep = {
-            let python = if rec.task_type.eq_ignore_ascii_case("PYTHON") {
-                worker.python().await.to_string()
-            } else {
-                worker.config.python.clone()
-            };
-            let dir = entry.dir.clone();
-            let roots = (
-                worker.layout.attempts_dir(),
-                worker.layout.tenant_work_dir(),
-            );
-            let rec = rec.clone();
-            tokio::task::spawn_blocking(move || prepare(&rec, &dir, &roots, &python)).await
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(message) => return fail_unstarted(&worker, &entry, message).await,
         };
-        let prepared = match prep {
-            Ok(Ok(p)) => p,
-            Ok(Err(message)) => return fail_unstarted(&worker, &entry, message).await,
-            Err(e) => {
-                return fail_unstarted(&worker, &entry, WorkerError::from(e).to_string()).await;
-            }
+        let (proc, record) = match start_process(&worker, &entry, &rec, &prepared).await {
+            Ok(started) => started,
+            Err(message) => return fail_unstarted(&worker, &entry, message).await,
         };
-        let deadman = worker
-            .config
-            .deadman
-            .map(|window| (worker.layout.heartbeat_file(), window));
-        let child = match spawn(&entry.dir, &prepared, deadman) {
-            Ok(c) => c,
-            Err(e) => return fail_unstarted(&worker, &entry, e.to_string()).await,
-        };
-        let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+        let pid = record.pid;
         entry.set_pid(i64::from(pid));
         metrics::counter!("orca_worker_tasks_started_total").increment(1);
-        let record = PidRecord {
-            pid,
-            start_time: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
-            started_at_ms: now_ms(),
-        };
         let running = events::running(&worker.id, entry.key, i64::from(pid), &entry.log_path());
         let (w, dir) = (worker.clone(), entry.dir.clone());
         let stored = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
@@ -124,7 +104,7 @@ pub(crate) fn start_new(worker: Arc<Worker>, entry: Arc<AttemptEntry>, rec: Disp
         );
         let deadline = (rec.timeout_ms > 0)
             .then(|| started + Duration::from_millis(rec.timeout_ms.unsigned_abs()));
-        supervise(worker, entry, TaskProcess::Child(child), deadline).await;
+        supervise(worker, entry, proc, deadline).await;
     });
 }
 
@@ -149,13 +129,106 @@ pub(crate) fn start_adopted(
     ));
 }
 
-/// Renders the script and writes it into the attempt dir (or, for a task
-/// that runs as its tenant's user, into a work dir that user owns; `roots`
-/// are the attempts dir and the root of those work dirs). The error is the
-/// message of the FAILURE event.
-fn prepare(
+/// Starts the task's process: forked by the Python fork server when it
+/// can be ([`crate::pyfork`]), else by exec under the wrapper shell. The
+/// error is the message of the FAILURE event.
+async fn start_process(
+    worker: &Arc<Worker>,
+    entry: &Arc<AttemptEntry>,
+    rec: &DispatchRecord,
+    prepared: &Prepared,
+) -> Result<(TaskProcess, PidRecord), String> {
+    let deadman = worker
+        .config
+        .deadman
+        .map(|window| (worker.layout.heartbeat_file(), window));
+    let forkable = rec.task_type.eq_ignore_ascii_case("PYTHON")
+        && prepared.run_as.is_none()
+        && pyfork::env_allows_fork(&prepared.env);
+    // A server found dead while asked is replaced once.
+    let mut tries = if forkable { 2 } else { 0 };
+    while tries > 0
+        && let Some(server) = worker.fork_server().await
+    {
+        tries -= 1;
+        let req = fork_request(&entry.dir, prepared, deadman.as_ref())
+            .map_err(|e| format!("ORCA-WORKER-PYFORK: {e}"))?;
+        match server.spawn(&req).await {
+            Ok(forked) => {
+                metrics::counter!("orca_worker_python_forks_total").increment(1);
+                let record = PidRecord {
+                    pid: forked.pid,
+                    start_time: proc_stat(forked.pid).map(|(_, t)| t).unwrap_or(0),
+                    started_at_ms: now_ms(),
+                };
+                let proc = TaskProcess::Forked {
+                    rec: record,
+                    exit: Some(forked.exit),
+                    status: None,
+                };
+                return Ok((proc, record));
+            }
+            Err(f) if f.maybe_started => {
+                return Err(format!("ORCA-WORKER-PYFORK: {}", f.message));
+            }
+            Err(f) if server.is_dead() && tries > 0 => tracing::info!(
+                server = server.pid(),
+                error = %f.message,
+                "the fork server has ended; starting a new one"
+            ),
+            Err(f) => {
+                tracing::warn!(
+                    server = server.pid(),
+                    error = %f.message,
+                    "cannot fork the task; starting it by exec"
+                );
+                break;
+            }
+        }
+    }
+    let child = spawn(&entry.dir, prepared, deadman).map_err(|e| e.to_string())?;
+    let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    let record = PidRecord {
+        pid,
+        start_time: proc_stat(pid).map(|(_, t)| t).unwrap_or(0),
+        started_at_ms: now_ms(),
+    };
+    Ok((TaskProcess::Child(child), record))
+}
+
+/// The fork server's request for a prepared task (absolute paths: the
+/// child changes its directory before it opens anything).
+fn fork_request(
+    dir: &Path,
+    p: &Prepared,
+    deadman: Option<&(PathBuf, Duration)>,
+) -> std::io::Result<ForkRequest> {
+    let dir = std::path::absolute(dir)?;
+    Ok(ForkRequest {
+        script: dir.join(p.script_file),
+        log: dir.join(LOG_FILE),
+        exit_file: dir.join(EXIT_CODE_FILE),
+        cwd: dir,
+        env: p.env.iter().cloned().collect(),
+        deadman: match deadman {
+            Some((heartbeat, window)) => Some(Deadman {
+                heartbeat: std::path::absolute(heartbeat)?,
+                half: window.as_secs_f64() / 2.0,
+            }),
+            None => None,
+        },
+    })
+}
+
+/// Renders the script and writes it into `write_into`, the attempt dir
+/// `dir` while it is built under its temporary name (or, for a task that
+/// runs as its tenant's user, into a work dir that user owns; `roots` are
+/// the attempts dir and the root of those work dirs). Blocking. The error
+/// is the message of the FAILURE event.
+pub(crate) fn prepare(
     rec: &DispatchRecord,
     dir: &Path,
+    write_into: &Path,
     roots: &(PathBuf, PathBuf),
     python: &str,
 ) -> Result<Prepared, String> {
@@ -198,8 +271,20 @@ fn prepare(
         }
     };
     let rendered = rendered.map_err(|e| format!("ORCA-WORKER-RENDER: {e}"))?;
-    let script_path = script_dir.join(script_file);
-    write_atomic(&script_path, rendered.script.as_bytes(), false).map_err(|e| e.to_string())?;
+    let script_path = match &run_as {
+        Some((_, work)) => {
+            let path = work.join(script_file);
+            write_atomic(&path, rendered.script.as_bytes(), false).map_err(|e| e.to_string())?;
+            path
+        }
+        // Not visible before the attempt dir is renamed into place.
+        None => {
+            let path = write_into.join(script_file);
+            std::fs::write(&path, rendered.script.as_bytes())
+                .map_err(|e| WorkerError::io("write", &path, e).to_string())?;
+            path
+        }
+    };
     if let Some((ra, _)) = &run_as {
         tenant::give(&script_path, ra).map_err(|e| {
             format!(
@@ -351,7 +436,31 @@ async fn supervise(
             () = proc.wait() => {}
         }
     }
+    if let Some(status) = proc.forked_status() {
+        record_forked_exit(&entry.dir, status).await;
+    }
     finish(&worker, &entry, None).await;
+}
+
+/// A forked task writes its own exit code; one killed by a signal cannot,
+/// and gets the code a shell would give it (128 + signal).
+async fn record_forked_exit(dir: &Path, status: i32) {
+    let dir = dir.to_path_buf();
+    let written = tokio::task::spawn_blocking(move || {
+        if crate::layout::read_exit_code(&dir).is_none() {
+            let code = pyfork::exit_code_of_status(status);
+            write_atomic(
+                &dir.join(EXIT_CODE_FILE),
+                format!("{code}\n").as_bytes(),
+                false,
+            )?;
+        }
+        Ok::<_, WorkerError>(())
+    })
+    .await;
+    if !matches!(written, Ok(Ok(()))) {
+        tracing::warn!(?written, "cannot record the exit code of a forked task");
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -80,12 +80,35 @@ impl WorkerService for WorkerGrpc {
             Reservation::New(entry) => entry,
         };
         let rec = DispatchRecord::from(&task);
+        // One blocking job creates the attempt dir and renders the script
+        // into it; a script that cannot be prepared still makes an accepted
+        // attempt, whose FAILURE event says why.
+        let python = if rec.task_type.eq_ignore_ascii_case("PYTHON") {
+            w.python().await.to_string()
+        } else {
+            w.config.python.clone()
+        };
+        let roots = (w.layout.attempts_dir(), w.layout.tenant_work_dir());
         let created = {
             let (dir, rec) = (dir.clone(), rec.clone());
-            tokio::task::spawn_blocking(move || create_attempt_dir(&dir, &rec)).await
+            tokio::task::spawn_blocking(move || {
+                create_attempt_dir(&dir, &rec, |tmp| {
+                    runner::prepare(&rec, &dir, tmp, &roots, &python)
+                })
+            })
+            .await
         };
-        match created {
-            Ok(Ok(_)) => {}
+        let prepared = match created {
+            Ok(Ok(Some(prepared))) => prepared,
+            Ok(Ok(None)) => {
+                // Created by a concurrent dispatch of the same attempt
+                // between the reservation and now: nothing to start.
+                w.attempts.cancel(&entry);
+                return Ok(Response::new(DispatchTaskResponse {
+                    accepted: true,
+                    reason: "already known".to_string(),
+                }));
+            }
             Ok(Err(e)) => {
                 w.attempts.cancel(&entry);
                 return Err(e.into());
@@ -94,9 +117,9 @@ impl WorkerService for WorkerGrpc {
                 w.attempts.cancel(&entry);
                 return Err(crate::WorkerError::from(e).into());
             }
-        }
+        };
         w.publish();
-        runner::start_new(w.clone(), entry, rec);
+        runner::start_new(w.clone(), entry, rec, prepared);
         Ok(Response::new(DispatchTaskResponse {
             accepted: true,
             reason: String::new(),

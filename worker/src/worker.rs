@@ -13,6 +13,7 @@ use crate::WorkerConfig;
 use crate::attempts::Attempts;
 use crate::layout::{KillReason, Layout, write_atomic};
 use crate::outbox::Outbox;
+use crate::pyfork::ForkServer;
 
 /// Shared state of one worker.
 pub(crate) struct Worker {
@@ -34,7 +35,19 @@ pub(crate) struct Worker {
     lease: Mutex<Option<Arc<WorkerLease>>>,
     /// `config.python` resolved, on the first PYTHON task (not at start).
     python: tokio::sync::OnceCell<String>,
+    /// The Python fork server, started by the first PYTHON task.
+    fork: tokio::sync::Mutex<ForkSlot>,
 }
+
+/// The fork server, or when it last failed to start.
+#[derive(Default)]
+struct ForkSlot {
+    server: Option<Arc<ForkServer>>,
+    failed_at: Option<std::time::Instant>,
+}
+
+/// How long after a failed start the fork server is not tried again.
+const FORK_RETRY: Duration = Duration::from_secs(30);
 
 impl Worker {
     pub(crate) fn new(
@@ -58,6 +71,7 @@ impl Worker {
             epoch_file: Mutex::new(()),
             lease: Mutex::new(None),
             python: tokio::sync::OnceCell::new(),
+            fork: tokio::sync::Mutex::new(ForkSlot::default()),
         }
     }
 
@@ -67,6 +81,38 @@ impl Worker {
         self.python
             .get_or_init(|| resolve_python(&self.config.python))
             .await
+    }
+
+    /// The running fork server of PYTHON tasks, started (again) when
+    /// needed; `None` when forking is off or the server cannot start (then
+    /// tried again after [`FORK_RETRY`]).
+    pub(crate) async fn fork_server(&self) -> Option<Arc<ForkServer>> {
+        if !self.config.python_fork {
+            return None;
+        }
+        let python = self.python().await;
+        let mut slot = self.fork.lock().await;
+        if let Some(server) = &slot.server
+            && !server.is_dead()
+        {
+            return Some(server.clone());
+        }
+        if slot.failed_at.is_some_and(|t| t.elapsed() < FORK_RETRY) {
+            return None;
+        }
+        match ForkServer::start(python, &self.config.python_preload).await {
+            Ok(server) => {
+                slot.server = Some(server.clone());
+                slot.failed_at = None;
+                Some(server)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "PYTHON tasks are started by exec until the fork server can start");
+                slot.server = None;
+                slot.failed_at = Some(std::time::Instant::now());
+                None
+            }
+        }
     }
 
     /// What this worker advertises now.

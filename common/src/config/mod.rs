@@ -198,6 +198,11 @@ pub struct WorkerSection {
     pub data_dir: PathBuf,
     /// Interpreter of PYTHON tasks.
     pub python: String,
+    /// Fork PYTHON tasks from a warm interpreter instead of starting one
+    /// per task.
+    pub python_fork: bool,
+    /// Modules the fork server imports once, for every forked task.
+    pub python_preload: Vec<String>,
     /// Time between SIGTERM and SIGKILL when a task is killed.
     #[serde(with = "duration")]
     pub kill_grace: Duration,
@@ -220,6 +225,8 @@ impl Default for WorkerSection {
             slots: 0,
             data_dir: PathBuf::from("orca-worker-data"),
             python: "python3".into(),
+            python_fork: true,
+            python_preload: Vec::new(),
             kill_grace: Duration::from_secs(5),
             attempt_retention: Duration::from_secs(24 * 3600),
         }

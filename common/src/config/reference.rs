@@ -106,6 +106,14 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "Interpreter of PYTHON tasks; resolved once, by the first PYTHON task, to the executable it runs (`sys.executable`), past launchers such as pyenv shims.",
     ),
     (
+        "worker.python_fork",
+        "Fork PYTHON tasks from a warm interpreter (one per worker, started by the first PYTHON task) instead of starting an interpreter per task: a few ms instead of tens. Each task is still its own process and process group. Tasks run as a tenant's user always start a fresh interpreter.",
+    ),
+    (
+        "worker.python_preload",
+        "Modules the fork server imports once so forked PYTHON tasks find them loaded (e.g. `[\"numpy\", \"pandas\"]`). In the environment: comma-separated. Only modules that start no threads at import are safe to preload.",
+    ),
+    (
         "worker.kill_grace",
         "Time between SIGTERM and SIGKILL when a task is killed or times out.",
     ),

@@ -225,6 +225,20 @@ fn worker(cfg: &OrcaConfig, out: &mut Problems) {
             );
         }
     }
+    for module in &w.python_preload {
+        let valid = !module.is_empty()
+            && module.split('.').all(|part| {
+                let mut chars = part.chars();
+                chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                    && chars.all(|c| c.is_alphanumeric() || c == '_')
+            });
+        if !valid {
+            out.add(
+                "worker.python_preload",
+                format!("`{module}` is not a Python module name (e.g. \"numpy\" or \"sklearn.linear_model\")"),
+            );
+        }
+    }
     if w.slots > MAX_SLOTS {
         out.add(
             "worker.slots",

@@ -1,0 +1,306 @@
+# Orca's Python fork server (see worker/src/pyfork.rs).
+#
+# Started once per worker as `python -u -c <this> <preload json>`. Reads one
+# JSON request per line on stdin and hands each to a child of this warm
+# interpreter: the child becomes a task process (own process group, output
+# to its log, its cwd and environment) and runs the task's script as
+# `__main__`, like `python task.py` would. One child is always forked ahead
+# (the spare), waiting on a pipe for its request, so that a task does not
+# wait for fork(); the next spare is forked once the reply is sent. Replies
+# on stdout, one JSON object per line:
+#   {"ready": true, "exe": ..., "pid": ...}   once, at start
+#   {"id": N, "pid": P}                       the child of request N runs
+#   {"id": N, "error": "..."}                 it could not be forked
+#   {"exit": P, "status": S}                  child P ended (waitpid status)
+# When stdin closes (the worker is gone) the server exits at once; running
+# children keep running, as tasks started by exec would, and the spare,
+# seeing its pipe close, exits.
+import json
+import os
+import selectors
+import signal
+import sys
+
+
+def send(obj):
+    data = (json.dumps(obj) + "\n").encode()
+    while data:
+        data = data[os.write(1, data):]
+
+
+def reap(state):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        spare = state.get("spare")
+        if spare is not None and spare[0] == pid:
+            os.close(spare[1])
+            state["spare"] = None
+        send({"exit": pid, "status": status})
+
+
+def exit_code_of(exc):
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except BaseException:
+        pass
+    return 1
+
+
+def watchdog(heartbeat, half):
+    # The dead-man switch of the shell wrapper, as a thread: kill the whole
+    # process group once the worker has not touched its heartbeat file
+    # for a whole check period.
+    import time
+
+    while True:
+        checkpoint = time.time()
+        time.sleep(half)
+        try:
+            touched = os.stat(heartbeat).st_mtime
+        except OSError:
+            touched = 0.0
+        if touched < checkpoint:
+            try:
+                os.write(2, b"orca: the worker stopped heartbeating; killing the task (dead-man switch)\n")
+            finally:
+                os.killpg(0, signal.SIGKILL)
+
+
+def fork_spare(close_fds, selector):
+    # Forks a child that waits for its request on a pipe; returns
+    # (pid, write end) to the server. Raises OSError when fork fails.
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        raise
+    if pid == 0:
+        spare(r, w, close_fds, selector)
+    os.close(r)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass
+    return pid, w
+
+
+def spare(r, w, close_fds, selector):
+    # The spare child; never returns. Until its request comes it holds
+    # nothing of the server's: not its pipes to the worker (so the worker
+    # sees the server end), not its selector.
+    try:
+        os.setpgid(0, 0)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        selector.close()
+        os.close(w)
+        for fd in close_fds:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        keep = os.dup2(r, 3) if r != 3 else 3
+        os.closerange(4, 1 << 20)
+        data = b""
+        while True:
+            chunk = os.read(keep, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        os.close(keep)
+        if not data:
+            os._exit(0)  # the server ended without a task for this spare
+        req = json.loads(data)
+    except BaseException:
+        os._exit(127)
+    child(req)
+
+
+def child(req):
+    # Turns the spare into the task; never returns.
+    try:
+        log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.chdir(req["cwd"])
+        os.environ.update(req["env"])
+        script = req["script"]
+        sys.argv = [script]
+        sys.path[0] = os.path.dirname(script)
+        deadman = req.get("deadman")
+        if deadman:
+            import threading
+
+            threading.Thread(
+                target=watchdog,
+                args=(deadman["heartbeat"], float(deadman["half"])),
+                name="orca-deadman",
+                daemon=True,
+            ).start()
+    except BaseException as e:
+        try:
+            os.write(2, ("orca: cannot start the task in the fork server: %r\n" % (e,)).encode())
+        finally:
+            os._exit(127)
+    code = run(script)
+    # As the interpreter does at exit: join non-daemon threads, run atexit
+    # handlers, flush; then record the exit code, like the shell wrapper.
+    try:
+        import threading
+
+        threading._shutdown()
+    except BaseException:
+        pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except SystemExit as e:
+        code = exit_code_of(e)
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    try:
+        fd = os.open(req["exit_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.write(fd, b"%d\n" % code)
+        os.close(fd)
+    finally:
+        os._exit(code)
+
+
+def run(script):
+    # As `python script` runs it: a fresh __main__ module (nothing of the
+    # server's globals), the file compiled under its own name.
+    import builtins
+    import importlib.machinery
+    import types
+
+    try:
+        main = types.ModuleType("__main__")
+        main.__file__ = script
+        main.__cached__ = None
+        main.__builtins__ = builtins
+        main.__loader__ = importlib.machinery.SourceFileLoader("__main__", script)
+        sys.modules["__main__"] = main
+        with open(script, "rb") as f:
+            source = f.read()
+        code = compile(source, script, "exec")
+        exec(code, main.__dict__)
+        return 0
+    except SystemExit as e:
+        return exit_code_of(e)
+    except BaseException as e:
+        # Show the traceback from the script down, as `python script` does.
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != script:
+            tb = tb.tb_next
+        if tb is not None:
+            e = e.with_traceback(tb)
+        try:
+            sys.excepthook(type(e), e, e.__traceback__)
+        except BaseException:
+            pass
+        return 1
+
+
+def main():
+    preload = json.loads(sys.argv[1]) if len(sys.argv) > 1 else []
+    for name in preload:
+        try:
+            __import__(name)
+        except BaseException as e:
+            print("orca fork server: cannot preload %s: %r" % (name, e), file=sys.stderr)
+    # Warm what every child uses, then keep the collector off the
+    # inherited heap (children would otherwise copy the pages it touches).
+    import builtins  # noqa: F401
+    import gc
+    import importlib.machinery  # noqa: F401
+    import traceback  # noqa: F401
+    import types  # noqa: F401
+
+    gc.freeze()
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    state = {"spare": None}
+
+    def ensure_spare():
+        if state["spare"] is None:
+            try:
+                state["spare"] = fork_spare((wake_r, wake_w), selector)
+            except OSError as e:
+                print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
+
+    def handle(req):
+        # Hands the request to the spare; a spare that died meanwhile is
+        # replaced once.
+        for _ in range(2):
+            ensure_spare()
+            if state["spare"] is None:
+                break
+            pid, w = state["spare"]
+            state["spare"] = None
+            try:
+                data = json.dumps(req).encode()
+                while data:
+                    data = data[os.write(w, data):]
+                os.close(w)
+            except OSError:
+                try:
+                    os.close(w)
+                except OSError:
+                    pass
+                continue
+            send({"id": req["id"], "pid": pid})
+            return
+        send({"id": req["id"], "error": "cannot fork a task process"})
+
+    ensure_spare()
+    send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
+    buf = b""
+    while True:
+        for key, _ in selector.select():
+            if key.fd == wake_r:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                continue
+            data = os.read(0, 1 << 16)
+            if not data:
+                os._exit(0)
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    handle(json.loads(line))
+        reap(state)
+        # The reply is out before this fork, which runs beside the task.
+        ensure_spare()
+
+main()
