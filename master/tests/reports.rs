@@ -180,6 +180,7 @@ fn event(d: &TaskDispatch, seq: u64, kind: TaskEventKind) -> ReportTaskEventRequ
             message: String::new(),
             pid: 42,
             log_path: String::new(),
+            start_time_us: 0,
         }),
     }
 }
@@ -205,12 +206,14 @@ async fn out_of_order_duplicate_stale_and_unknown_reports() {
     let a = next_dispatch(&mut h).await;
     assert_eq!(a.task_name, "a");
 
-    // Terminal event first (its RUNNING is late): applied, b is dispatched.
-    assert!(
-        report(&mut h, event(&a, 2, TaskEventKind::Success))
-            .await
-            .unwrap()
-    );
+    // Terminal event first (its RUNNING is late, or was never sent because
+    // the task ended first): applied with the start it carries, b is
+    // dispatched.
+    let mut end_a = event(&a, 2, TaskEventKind::Success);
+    let ended_us = end_a.event.as_ref().unwrap().event_time_us;
+    let started_us = ended_us - 5_000;
+    end_a.event.as_mut().unwrap().start_time_us = started_us;
+    assert!(report(&mut h, end_a).await.unwrap());
     let b = next_dispatch(&mut h).await;
     assert_eq!(b.task_name, "b");
     // The late RUNNING and a duplicate SUCCESS are acknowledged without effect.
@@ -275,6 +278,12 @@ async fn out_of_order_duplicate_stale_and_unknown_reports() {
         "the duplicate FAILURE had no effect"
     );
     assert_eq!(row_a.last_seq, 2);
+    let start = row_a.start_time.expect("a start time").timestamp_micros();
+    let end = row_a.end_time.expect("an end time").timestamp_micros();
+    assert!(
+        (start - started_us).abs() < 1_000 && end - start > 4_000,
+        "start {start} / end {end}: the start comes from the terminal event, not the late RUNNING"
+    );
     assert!(h.dispatched.try_recv().is_err(), "no extra dispatch");
     h.master.shutdown().await;
 }

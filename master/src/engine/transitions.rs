@@ -89,8 +89,14 @@ impl Engine {
             _ => TaskState::Failure,
         };
         if task.start_time.is_none() {
-            task.start_time = Some(at);
-            update.start_time = Some(at);
+            // A task that ended before its RUNNING event was sent.
+            let started = if ev.start_time_us > 0 {
+                us_to_utc(ev.start_time_us)
+            } else {
+                at
+            };
+            task.start_time = Some(started);
+            update.start_time = Some(started);
         }
         update.state = Some(state);
         update.end_time = Some(at);
