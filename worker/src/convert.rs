@@ -67,6 +67,9 @@ pub(crate) struct StoredEvent {
     pub pid: i64,
     #[serde(default)]
     pub log_path: String,
+    /// When the task process started (terminal events), unix µs; 0: unknown.
+    #[serde(default)]
+    pub start_time_us: i64,
 }
 
 fn kind_name(kind: TaskEventKind) -> &'static str {
@@ -111,6 +114,7 @@ impl From<&TaskEvent> for StoredEvent {
             message: e.message.clone(),
             pid: e.pid,
             log_path: e.log_path.clone(),
+            start_time_us: e.start_time_us,
         }
     }
 }
@@ -129,6 +133,7 @@ impl From<StoredEvent> for TaskEvent {
             message: s.message,
             pid: s.pid,
             log_path: s.log_path,
+            start_time_us: s.start_time_us,
         };
         e.set_kind(kind_from_name(&s.kind));
         e
@@ -153,6 +158,7 @@ mod tests {
             message: "m".into(),
             pid: 99,
             log_path: "/x/task.log".into(),
+            start_time_us: 1000,
         };
         for kind in [
             TaskEventKind::Running,
