@@ -95,7 +95,7 @@ pub struct WorkerConfig {
     pub deadman: Option<Duration>,
     /// Finished attempts whose report is acknowledged and whose log is
     /// shipped are deleted (dir, tenant work dir, in-memory entry) this
-    /// long after they ended; `None` keeps them forever.
+    /// long after both were done; `None` keeps them forever.
     pub attempt_retention: Option<Duration>,
 }
 
