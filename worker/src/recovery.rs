@@ -96,8 +96,6 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         task_instance_id: rec.task_instance_id,
         attempt: rec.attempt,
     };
-    let pid = read_json::<PidRecord>(&dir.join(PID_FILE))?;
-    let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
     if let Some(state) = terminal::find(dir).or_else(|| convert_legacy(worker, dir, key)) {
         // Listed: its terminal event may still be unacknowledged, and a
         // master that did not see the attempt listed would fail it over and
@@ -116,6 +114,8 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         if !state.acked {
             let ev = terminal::read_event(dir, state).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "unreadable terminal event; building it again");
+                let pid = read_json::<PidRecord>(&dir.join(PID_FILE)).ok().flatten();
+                let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
                 events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART)
             });
             out.to_send.push((entry, ev));
@@ -123,6 +123,7 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         out.known += 1;
         return Ok(());
     }
+    let pid = read_json::<PidRecord>(&dir.join(PID_FILE))?;
     let alive = pid.filter(is_alive);
     // An exit code is written by the wrapper in one write just before it
     // exits: while the file is empty or partial the task is still ending.
@@ -153,6 +154,7 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         });
         return Ok(());
     }
+    let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
     let ev = events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART);
     tracing::info!(tiid = key.task_instance_id, attempt = key.attempt, kind = ?ev.kind(), "attempt ended while the worker was away");
     let entry =
