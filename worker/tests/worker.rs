@@ -194,6 +194,12 @@ async fn duplicate_dispatch_starts_once_even_after_a_restart() {
     assert!(a.accepted && b.accepted);
     master.wait_terminal(1).await;
     assert!(dispatch(&mut c, task.clone()).await.accepted);
+    // The ack is recorded (a restart racing it would send the terminal
+    // event once more, which a leader ignores but this test counts).
+    wait_until("the terminal file is done", || {
+        terminal_file(&attempt_dir(dir.path(), 1)) == Some(TERMINAL_DONE)
+    })
+    .await;
     worker.shutdown(false).await;
 
     let worker = start_worker(config(dir.path()), &reg).await;
