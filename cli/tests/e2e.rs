@@ -631,12 +631,14 @@ tasks:
     assert_eq!(d.instance.state, WorkflowState::Success);
     let ti = attempts(&d, "talk")[0].id;
     let count = attempts(&d, "count")[0].id;
-    // Wait until the worker shipped the logs (it marks the attempt dirs).
+    // Wait until the worker shipped the logs (it renames the attempt's
+    // terminal file to a shipped state).
     for task in ["talk", "count"] {
-        let marker = std::path::PathBuf::from(attempts(&d, task)[0].log_path.clone().unwrap())
-            .with_file_name("log_shipped");
+        let log = std::path::PathBuf::from(attempts(&d, task)[0].log_path.clone().unwrap());
+        let shipped =
+            ["terminal.shipped.json", "terminal.done.json"].map(|n| log.with_file_name(n));
         let deadline = Instant::now() + DEADLINE;
-        while !marker.exists() {
+        while !shipped.iter().any(|m| m.exists()) {
             assert!(Instant::now() < deadline, "log of {task} never shipped");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

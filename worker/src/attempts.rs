@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::watch;
 
 use crate::layout::KillReason;
+use crate::terminal::TerminalState;
 
 /// Identity of one attempt of one task instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -22,7 +23,8 @@ pub(crate) struct AttemptKey {
 pub(crate) enum Phase {
     /// Accepted: being prepared, or its process runs.
     Running,
-    /// Its terminal event is in the outbox.
+    /// Its process ended (or never started); its terminal event is being
+    /// or was reported.
     Finished,
 }
 
@@ -37,6 +39,9 @@ pub(crate) struct AttemptEntry {
     pid: AtomicI64,
     phase: watch::Sender<Phase>,
     kill: watch::Sender<Option<KillReason>>,
+    /// The terminal record's state; its lock serialises the renames of the
+    /// terminal file (see [`crate::terminal`]).
+    terminal: Mutex<TerminalState>,
 }
 
 impl AttemptEntry {
@@ -49,6 +54,7 @@ impl AttemptEntry {
             pid: AtomicI64::new(0),
             phase: watch::channel(phase).0,
             kill: watch::channel(None).0,
+            terminal: Mutex::new(TerminalState::default()),
         })
     }
 
@@ -94,6 +100,13 @@ impl AttemptEntry {
     /// The kill reason requested so far.
     pub(crate) fn kill_reason(&self) -> Option<KillReason> {
         *self.kill.borrow()
+    }
+
+    /// The terminal record's state, locked: hold it across a rename of the
+    /// terminal file.
+    pub(crate) fn terminal_state(&self) -> MutexGuard<'_, TerminalState> {
+        // Three flags: still consistent if a holder panicked.
+        self.terminal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn log_path(&self) -> PathBuf {

@@ -48,7 +48,7 @@ impl From<&ParamRecord> for ResolvedParam {
     }
 }
 
-/// A [`TaskEvent`] as stored in the outbox (JSON, readable by operators).
+/// A [`TaskEvent`] as stored in a terminal file (JSON, readable by operators).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredEvent {
     pub task_instance_id: i64,

@@ -5,7 +5,7 @@ use std::path::Path;
 use orca_proto::v1::{TaskEvent, TaskEventKind};
 
 use crate::attempts::AttemptKey;
-use crate::layout::{KILL_FILE, KillReason, LOG_FILE, read_exit_code, read_json};
+use crate::layout::{KILL_FILE, KillReason, LOG_FILE, PidRecord, read_exit_code, read_json};
 use crate::log::collect_out_params;
 
 /// Sequence number of the RUNNING event.
@@ -40,6 +40,21 @@ pub(crate) fn running(worker_id: &str, key: AttemptKey, pid: i64, log: &Path) ->
     let mut ev = base(worker_id, key, SEQ_RUNNING, TaskEventKind::Running);
     ev.pid = pid;
     ev.log_path = log.display().to_string();
+    ev
+}
+
+/// The RUNNING event again, for an attempt adopted after a restart (its
+/// first one was not stored): stamped with the task's recorded start.
+pub(crate) fn running_again(
+    worker_id: &str,
+    key: AttemptKey,
+    pid: &PidRecord,
+    log: &Path,
+) -> TaskEvent {
+    let mut ev = running(worker_id, key, i64::from(pid.pid), log);
+    if pid.started_at_ms > 0 {
+        ev.event_time_us = pid.started_at_ms.saturating_mul(1000);
+    }
     ev
 }
 

@@ -4,7 +4,7 @@
 //! data_dir/
 //!   worker-id                 this worker's id (when not configured)
 //!   epoch                     highest master epoch seen
-//!   outbox/<tiid>_<attempt>_<seq>.json   unacknowledged task events
+//!   heartbeat                 touched while the lease is valid (dead-man switch)
 //!   attempts/<wfid>/<tiid>_<attempt>/
 //!     dispatch.json           the dispatch as received (written before the task starts)
 //!     task.sh | task.py       the rendered script
@@ -12,13 +12,32 @@
 //!     pid.json                process group leader pid + its start time
 //!     exit_code               written by the wrapper shell when the task ends
 //!     kill.json               why the worker killed the task (timeout, kill, lease loss)
-//!     reported                the terminal event is in the outbox
+//!     terminal.json           the terminal event, fsynced; renamed to
+//!                             terminal.{acked,shipped,done}.json as the
+//!                             leader acknowledges it and stores the log
+//!                             (see [`crate::terminal`])
 //!   work/<tiid>_<attempt>/    cwd and script of a task run as its tenant's
 //!                             user, owned by that user (mode 0700)
+//!   outbox/                   legacy: events of an earlier worker version,
+//!                             sent once more at start
 //! ```
 //!
-//! Every record is written to a temporary file and renamed into place, so a
-//! reader sees either nothing or the whole record.
+//! An attempt dir is built under a temporary name (`.<tiid>_<attempt>.tmp`,
+//! holding `dispatch.json`) and renamed into place, so it never exists
+//! without its dispatch. Records that change or that another party reads
+//! while they are written (`pid.json`, `kill.json`, the terminal event) are
+//! written to a temporary file and renamed into place, so a reader sees
+//! either nothing or the whole record. The script is written in place:
+//! nothing reads it before the task starts. RUNNING events are not stored
+//! (recovery sends them again for adopted attempts).
+//!
+//! Inodes allocated per attempt: the dir, `dispatch.json`, the script,
+//! `task.log`, `pid.json`, `exit_code`, the terminal file (plus `kill.json`
+//! for a killed task and `.deadman` under the dead-man switch).
+//!
+//! An earlier layout kept every event in `outbox/` and marked an attempt
+//! with empty `reported` (terminal event in the outbox) and `log_shipped`
+//! files; recovery converts such an attempt dir to a terminal file.
 
 use std::fs;
 use std::io::Write;
@@ -36,12 +55,12 @@ pub(crate) const PID_FILE: &str = "pid.json";
 pub(crate) const EXIT_CODE_FILE: &str = "exit_code";
 /// Why the worker killed the task ([`KillReason`]).
 pub(crate) const KILL_FILE: &str = "kill.json";
-/// Marker: the terminal event of this attempt is in the outbox.
-pub(crate) const REPORTED_FILE: &str = "reported";
 /// stdout + stderr of the task.
 pub(crate) const LOG_FILE: &str = "task.log";
-/// Written once the log is stored by the leader (it outlives the worker).
-pub(crate) const LOG_SHIPPED_FILE: &str = "log_shipped";
+/// Legacy marker: the terminal event of this attempt is in the outbox.
+pub(crate) const LEGACY_REPORTED_FILE: &str = "reported";
+/// Legacy marker: the log is stored by the leader.
+pub(crate) const LEGACY_LOG_SHIPPED_FILE: &str = "log_shipped";
 
 /// Paths inside the data dir.
 #[derive(Debug, Clone)]
@@ -80,7 +99,8 @@ impl Layout {
         self.data_dir.join("heartbeat")
     }
 
-    pub(crate) fn outbox_dir(&self) -> PathBuf {
+    /// Where earlier worker versions stored every event (read at start).
+    pub(crate) fn legacy_outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
 
@@ -94,10 +114,8 @@ impl Layout {
 
     /// Creates the top-level directories.
     pub(crate) fn create(&self) -> Result<(), WorkerError> {
-        for dir in [self.attempts_dir(), self.outbox_dir()] {
-            fs::create_dir_all(&dir).map_err(|e| WorkerError::io("create dir", &dir, e))?;
-        }
-        Ok(())
+        let dir = self.attempts_dir();
+        fs::create_dir_all(&dir).map_err(|e| WorkerError::io("create dir", &dir, e))
     }
 }
 

@@ -6,7 +6,9 @@
 //! - `service` — the `WorkerService` gRPC adapter (dispatch, kill, logs, list);
 //! - `runner` — render, spawn (own process group, output to `task.log`),
 //!   supervise (exit, timeout, kill) and report one attempt;
-//! - `outbox` — on-disk outbox and per-event delivery to the leader;
+//! - `outbox` — per-event delivery to the leader, log shipping;
+//! - `terminal` — the terminal event stored in the attempt dir, its state
+//!   (acknowledged, log shipped) kept in its file name;
 //! - `recovery` — start-up scan: adopt running tasks, report ended ones;
 //! - `attempts` — the in-memory attempt table (slots, idempotency);
 //! - `layout` — the data dir and the records kept there;
@@ -33,6 +35,7 @@ mod retention;
 mod runner;
 mod service;
 mod tenant;
+mod terminal;
 mod worker;
 
 use std::net::SocketAddr;
@@ -67,7 +70,7 @@ pub struct WorkerConfig {
     /// Worker id; `None` loads it from `data_dir/worker-id`, or generates and
     /// persists one.
     pub id: Option<String>,
-    /// Attempt dirs, outbox and the worker id live here.
+    /// Attempt dirs and the worker id live here.
     pub data_dir: PathBuf,
     /// gRPC listen address (port 0 picks a free port).
     pub listen: SocketAddr,
@@ -99,7 +102,7 @@ pub struct WorkerConfig {
     pub deadman: Option<Duration>,
     /// Finished attempts whose report is acknowledged and whose log is
     /// shipped are deleted (dir, tenant work dir, in-memory entry) this
-    /// long after they ended; `None` keeps them forever.
+    /// long after both were done; `None` keeps them forever.
     pub attempt_retention: Option<Duration>,
 }
 
@@ -150,8 +153,8 @@ impl WorkerHandle {
     }
 
     /// Stops the worker. With `kill_tasks`, every running task's process
-    /// group is killed (their KILLED events stay in the outbox if not yet
-    /// delivered) and the registry lease is revoked. Without, tasks keep
+    /// group is killed (their terminal events stay stored in their attempt
+    /// dirs if not yet delivered) and the registry lease is revoked. Without, tasks keep
     /// running and the lease is left to expire: a worker started later on
     /// the same data dir adopts them.
     pub async fn shutdown(self, kill_tasks: bool) {
@@ -193,7 +196,7 @@ impl WorkerHandle {
 
 /// Starts a worker: binds the gRPC server, recovers attempts from the data
 /// dir (adopting tasks still running), registers in `registry`, and starts
-/// delivering the reports left in the outbox.
+/// delivering the reports recovery found unacknowledged.
 pub async fn start(
     config: WorkerConfig,
     registry: Arc<dyn Registry>,
@@ -228,7 +231,7 @@ pub async fn start(
     })?;
     let cancel = CancellationToken::new();
     let leader = registry.watch_leader();
-    let outbox = Outbox::new(layout.outbox_dir(), leader.clone(), cancel.clone());
+    let outbox = Outbox::new(layout.legacy_outbox_dir(), leader.clone(), cancel.clone());
     let max_epoch = worker::load_epoch(&layout);
     let worker = Arc::new(Worker::new(
         id,
@@ -266,9 +269,9 @@ pub async fn start(
     tokio::spawn(worker::watch_leader_epoch(worker.clone(), leader));
     tokio::spawn(worker::refresh_load(worker.clone(), LOAD_REFRESH));
 
-    let resent = {
+    let resent_legacy = {
         let w = worker.clone();
-        match tokio::task::spawn_blocking(move || w.outbox.resend_all()).await {
+        match tokio::task::spawn_blocking(move || w.outbox.resend_legacy()).await {
             Ok(Ok(n)) => n,
             Ok(Err(e)) => {
                 cancel.cancel();
@@ -280,16 +283,24 @@ pub async fn start(
             }
         }
     };
-    for (tiid, attempt, dir) in &recovery.to_ship {
-        worker.outbox.ship_log(*tiid, *attempt, dir.clone());
+    let resent = recovery.to_send.len();
+    for (entry, ev) in recovery.to_send {
+        worker.outbox.deliver_stored(entry, ev);
+    }
+    for entry in recovery.to_ship {
+        worker.outbox.ship_log(entry);
     }
     let adopted = recovery.adopted.len();
     for a in recovery.adopted {
+        // Its RUNNING event was not stored: sent again (a leader that saw
+        // it ignores the duplicate).
+        let running = events::running_again(&worker.id, a.entry.key, &a.pid, &a.entry.log_path());
+        worker.outbox.deliver(running);
         runner::start_adopted(worker.clone(), a.entry, a.pid, a.timeout_ms);
     }
     tracing::info!(
         worker = %worker.id, %addr, adopted, ended_while_away = recovery.reported_now,
-        known = recovery.known, resent, "worker started"
+        known = recovery.known, resent, resent_legacy, "worker started"
     );
     Ok(WorkerHandle { worker, server })
 }
@@ -330,7 +341,7 @@ fn describe_metrics() {
     );
     metrics::describe_gauge!(
         "orca_worker_reports_pending",
-        "Task events written to the outbox and not yet acknowledged by the leader"
+        "Task events being delivered and not yet acknowledged by the leader"
     );
 }
 

@@ -1,5 +1,13 @@
-//! Report delivery: every task event is written to the on-disk outbox first,
-//! then sent to the current leader until acknowledged, then deleted.
+//! Report delivery: every task event is sent to the current leader until
+//! acknowledged (or the worker stops), and task logs are shipped to it.
+//!
+//! RUNNING events are delivered from memory: after a restart, recovery sends
+//! one again for every attempt it adopts (a leader ignores an event whose
+//! seq it has seen). Terminal events are stored durably in their attempt
+//! dir ([`crate::terminal`]) and that file is renamed once acknowledged and
+//! once the log is shipped. Files left in `<data>/outbox/` by a worker
+//! version that stored every event there are sent once more at start and
+//! deleted when acknowledged.
 //!
 //! Each event is delivered by its own task, so a slow or refused event never
 //! delays another one. One tonic channel is kept per leader address; when the
@@ -17,9 +25,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::attempts::AttemptEntry;
 use crate::convert::StoredEvent;
 use crate::error::WorkerError;
-use crate::layout::{read_json, write_json};
+use crate::layout::read_json;
+use crate::terminal::{Mark, mark_async};
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -29,9 +39,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const LOG_SHIP_CAP: u64 = 2 * 1024 * 1024;
 const PENDING_GAUGE: &str = "orca_worker_reports_pending";
 
-/// The outbox of one worker.
+/// Delivery of one worker's reports.
 pub(crate) struct Outbox {
-    dir: PathBuf,
+    /// The outbox dir of earlier worker versions (read at start only).
+    legacy_dir: PathBuf,
     leader: watch::Receiver<Option<LeaderInfo>>,
     channels: Mutex<HashMap<String, Channel>>,
     cancel: CancellationToken,
@@ -39,51 +50,60 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     pub(crate) fn new(
-        dir: PathBuf,
+        legacy_dir: PathBuf,
         leader: watch::Receiver<Option<LeaderInfo>>,
         cancel: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Outbox {
-            dir,
+            legacy_dir,
             leader,
             channels: Mutex::new(HashMap::new()),
             cancel,
         })
     }
 
-    fn path_of(&self, ev: &TaskEvent) -> PathBuf {
-        self.dir.join(format!(
-            "{}_{}_{}.json",
-            ev.task_instance_id, ev.attempt, ev.seq
-        ))
-    }
-
-    /// Writes an event to the outbox (blocking I/O). `durable` fsyncs it:
-    /// used for terminal events, which must survive a machine crash.
-    pub(crate) fn store(&self, ev: &TaskEvent, durable: bool) -> Result<PathBuf, WorkerError> {
-        let path = self.path_of(ev);
-        write_json(&path, &StoredEvent::from(ev), durable)?;
-        Ok(path)
-    }
-
-    /// Sends a stored event in the background until acknowledged.
-    pub(crate) fn deliver(self: &Arc<Self>, ev: TaskEvent, path: PathBuf) {
+    /// Runs `job` (a delivery) in the background, counted as pending.
+    fn spawn_counted(job: impl std::future::Future<Output = ()> + Send + 'static) {
         metrics::gauge!(PENDING_GAUGE).increment(1.0);
-        let me = self.clone();
         tokio::spawn(async move {
-            me.deliver_until_acked(ev, path).await;
+            job.await;
             metrics::gauge!(PENDING_GAUGE).decrement(1.0);
         });
     }
 
-    /// Re-sends every event left in the outbox (after a restart). Returns how
-    /// many were found.
-    pub(crate) fn resend_all(self: &Arc<Self>) -> Result<usize, WorkerError> {
-        let rd =
-            std::fs::read_dir(&self.dir).map_err(|e| WorkerError::io("read dir", &self.dir, e))?;
+    /// Sends an event kept in memory only (RUNNING) in the background until
+    /// acknowledged or the worker stops.
+    pub(crate) fn deliver(self: &Arc<Self>, ev: TaskEvent) {
+        let me = self.clone();
+        Self::spawn_counted(async move {
+            me.send_until_acked(&ev).await;
+        });
+    }
+
+    /// Sends a terminal event already stored in its attempt dir (found there
+    /// at start) until acknowledged, then marks its file acknowledged.
+    pub(crate) fn deliver_stored(self: &Arc<Self>, entry: Arc<AttemptEntry>, ev: TaskEvent) {
+        let me = self.clone();
+        Self::spawn_counted(async move {
+            if me.send_until_acked(&ev).await {
+                mark_async(entry, Mark::Acked).await;
+            }
+        });
+    }
+
+    /// Re-sends every event left in the legacy outbox dir (written by an
+    /// earlier worker version), deleting each once acknowledged. Returns how
+    /// many were found (0 when the dir does not exist).
+    pub(crate) fn resend_legacy(self: &Arc<Self>) -> Result<usize, WorkerError> {
+        let dir = &self.legacy_dir;
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(WorkerError::io("read dir", dir, e)),
+        };
         let mut found = 0;
         for entry in rd {
-            let entry = entry.map_err(|e| WorkerError::io("read dir", &self.dir, e))?;
+            let entry = entry.map_err(|e| WorkerError::io("read dir", dir, e))?;
             let path = entry.path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
                 continue;
@@ -91,11 +111,20 @@ impl Outbox {
             match read_json::<StoredEvent>(&path) {
                 Ok(Some(stored)) => {
                     found += 1;
-                    self.deliver(stored.into(), path);
+                    let (me, ev) = (self.clone(), TaskEvent::from(stored));
+                    Self::spawn_counted(async move {
+                        if me.send_until_acked(&ev).await {
+                            remove_acked(&path).await;
+                        }
+                    });
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "skipping unreadable outbox file"),
             }
+        }
+        if found == 0 {
+            // Emptied by an earlier start: it goes (fails harmlessly if not empty).
+            let _ = std::fs::remove_dir(dir);
         }
         Ok(found)
     }
@@ -178,24 +207,24 @@ impl Outbox {
     }
 
     /// Sends a terminal event at once while `persist` (storing it in the
-    /// outbox, fsynced, and marking the attempt reported) runs alongside, so
-    /// the report does not wait for the disk. The outbox file is removed
-    /// only once both are done. Should the worker die before the event is
-    /// on disk, recovery builds it again from the attempt dir (its exit
-    /// code or kill record) and sends it again: a leader acknowledges a
-    /// duplicate without effect.
+    /// attempt dir, fsynced: [`crate::terminal::store`]) runs alongside, so
+    /// the report does not wait for the disk. The file is marked
+    /// acknowledged only once both are done. Should the worker die before
+    /// the event is on disk, recovery builds it again from the attempt dir
+    /// (its exit code or kill record) and sends it again: a leader
+    /// acknowledges a duplicate without effect.
     pub(crate) fn deliver_persisting(
         self: &Arc<Self>,
+        entry: Arc<AttemptEntry>,
         ev: TaskEvent,
         persist: tokio::task::JoinHandle<Result<PathBuf, WorkerError>>,
     ) {
-        metrics::gauge!(PENDING_GAUGE).increment(1.0);
         let me = self.clone();
-        tokio::spawn(async move {
+        Self::spawn_counted(async move {
             let key = (ev.task_instance_id, ev.attempt);
             let acked = me.send_until_acked(&ev).await;
             match persist.await {
-                Ok(Ok(path)) if acked => remove_acked(&path).await,
+                Ok(Ok(_)) if acked => mark_async(entry, Mark::Acked).await,
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::error!(
                     tiid = key.0,
@@ -205,14 +234,7 @@ impl Outbox {
                 ),
                 Err(e) => tracing::error!(error = %e, "persisting a terminal event panicked"),
             }
-            metrics::gauge!(PENDING_GAUGE).decrement(1.0);
         });
-    }
-
-    async fn deliver_until_acked(&self, ev: TaskEvent, path: PathBuf) {
-        if self.send_until_acked(&ev).await {
-            remove_acked(&path).await;
-        }
     }
 
     /// Sends `ev` to the current leader until acknowledged; `false` when the
@@ -243,12 +265,13 @@ impl Outbox {
     }
 
     /// Ships the log of a finished attempt to the leader (which keeps it in
-    /// the metadata store) until stored, then marks the attempt dir, so the
-    /// log outlives this worker. Runs in the background.
-    pub(crate) fn ship_log(self: &Arc<Self>, tiid: i64, attempt: i32, dir: PathBuf) {
+    /// its log store) until stored, then marks the terminal record shipped,
+    /// so the log outlives this worker. Runs in the background.
+    pub(crate) fn ship_log(self: &Arc<Self>, entry: Arc<AttemptEntry>) {
         let me = self.clone();
         tokio::spawn(async move {
-            let log = dir.join(crate::layout::LOG_FILE);
+            let (tiid, attempt) = (entry.key.task_instance_id, entry.key.attempt);
+            let log = entry.log_path();
             let read =
                 tokio::task::spawn_blocking(move || crate::log::read_capped(&log, LOG_SHIP_CAP))
                     .await;
@@ -282,10 +305,7 @@ impl Outbox {
                 })
                 .await;
             if stored {
-                let marker = dir.join(crate::layout::LOG_SHIPPED_FILE);
-                if let Err(e) = tokio::fs::write(&marker, b"").await {
-                    tracing::warn!(path = %marker.display(), error = %e, "cannot mark the log shipped");
-                }
+                mark_async(entry, Mark::Shipped).await;
                 tracing::debug!(tiid, attempt, "log shipped");
             }
         });

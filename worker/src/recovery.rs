@@ -1,20 +1,27 @@
 //! Start-up recovery: rebuilds the attempt table from the attempt dirs left
 //! by an earlier life of this worker, reports attempts that ended while it
 //! was away, and finds the ones still running so they can be adopted.
+//!
+//! By its terminal file ([`crate::terminal`]), a finished attempt's event
+//! is sent again unless acknowledged, and its log shipped again unless
+//! shipped. An attempt dir of an earlier worker version (terminal event in
+//! `outbox/`, `reported` and `log_shipped` markers) is converted first.
 
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
+use orca_proto::v1::TaskEvent;
+
 use crate::attempts::{AttemptEntry, AttemptKey, Phase};
 use crate::error::WorkerError;
-use crate::events::{self, LOST_ON_RESTART};
+use crate::events::{self, LOST_ON_RESTART, SEQ_TERMINAL};
 use crate::layout::{
-    DISPATCH_FILE, DispatchRecord, KILL_FILE, KillReason, PID_FILE, PidRecord, REPORTED_FILE,
-    is_tmp_name, read_exit_code, read_json,
+    DISPATCH_FILE, DispatchRecord, KILL_FILE, KillReason, LEGACY_LOG_SHIPPED_FILE,
+    LEGACY_REPORTED_FILE, PID_FILE, PidRecord, is_tmp_name, read_exit_code, read_json, sync_dir,
 };
 use crate::process::is_alive;
-use crate::runner::record_terminal;
+use crate::terminal::{self, TerminalState};
 use crate::worker::Worker;
 
 /// A running attempt found on disk, to be supervised again.
@@ -29,15 +36,19 @@ pub(crate) struct Adoption {
 pub(crate) struct Recovery {
     pub adopted: Vec<Adoption>,
     /// Attempts that ended while the worker was away; their terminal events
-    /// are now in the outbox.
+    /// are now stored in their dirs (and in `to_send`).
     pub reported_now: usize,
+    /// Attempts whose terminal event was stored by an earlier life.
     pub known: usize,
-    /// Ended attempts whose log was not shipped yet: (tiid, attempt, dir).
-    pub to_ship: Vec<(i64, i32, std::path::PathBuf)>,
+    /// Ended attempts whose log was not shipped yet.
+    pub to_ship: Vec<Arc<AttemptEntry>>,
+    /// Terminal events not acknowledged yet, to send.
+    pub to_send: Vec<(Arc<AttemptEntry>, TaskEvent)>,
 }
 
-/// Scans every attempt dir (blocking). Terminal events produced here are
-/// only stored: the outbox re-send at start delivers them.
+/// Scans every attempt dir (blocking). Nothing is sent here: the caller
+/// delivers `to_send`, ships `to_ship` and supervises `adopted` (sending
+/// their RUNNING event again).
 pub(crate) fn scan(worker: &Worker) -> Result<Recovery, WorkerError> {
     let mut out = Recovery::default();
     let root = worker.layout.attempts_dir();
@@ -85,17 +96,30 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         task_instance_id: rec.task_instance_id,
         attempt: rec.attempt,
     };
-    if dir.join(REPORTED_FILE).exists() {
-        if !dir.join(crate::layout::LOG_SHIPPED_FILE).exists() {
-            out.to_ship
-                .push((key.task_instance_id, key.attempt, dir.to_path_buf()));
+    if let Some(state) = terminal::find(dir).or_else(|| convert_legacy(worker, dir, key)) {
+        // Listed: its terminal event may still be unacknowledged, and a
+        // master that did not see the attempt listed would fail it over and
+        // run the task a second time.
+        let entry = worker.attempts.insert_recovered(
+            key,
+            dir.to_path_buf(),
+            rec.epoch,
+            Phase::Finished,
+            true,
+        );
+        *entry.terminal_state() = state;
+        if !state.shipped {
+            out.to_ship.push(entry.clone());
         }
-        // Listed: its terminal event may still sit unacknowledged in the
-        // outbox, and a master that did not see the attempt listed would
-        // fail it over and run the task a second time.
-        worker
-            .attempts
-            .insert_recovered(key, dir.to_path_buf(), rec.epoch, Phase::Finished, true);
+        if !state.acked {
+            let ev = terminal::read_event(dir, state).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "unreadable terminal event; building it again");
+                let pid = read_json::<PidRecord>(&dir.join(PID_FILE)).ok().flatten();
+                let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
+                events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART)
+            });
+            out.to_send.push((entry, ev));
+        }
         out.known += 1;
         return Ok(());
     }
@@ -133,14 +157,71 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
     let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
     let ev = events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART);
     tracing::info!(tiid = key.task_instance_id, attempt = key.attempt, kind = ?ev.kind(), "attempt ended while the worker was away");
-    record_terminal(worker, dir, &ev)?;
     let entry =
         worker
             .attempts
             .insert_recovered(key, dir.to_path_buf(), rec.epoch, Phase::Finished, true);
     entry.set_pid(pid_num);
+    if let Err(e) = terminal::store(&entry, &ev) {
+        // Sent from memory: should this life end too, the next one builds
+        // it again.
+        tracing::error!(error = %e, "cannot store the terminal event");
+    }
     out.reported_now += 1;
-    out.to_ship
-        .push((key.task_instance_id, key.attempt, dir.to_path_buf()));
+    out.to_send.push((entry.clone(), ev));
+    out.to_ship.push(entry);
     Ok(())
+}
+
+/// Converts the records of an earlier worker version into a terminal file:
+/// its terminal event still in `outbox/` is moved into the attempt dir
+/// (unacknowledged), or else its `reported` marker (acknowledged) becomes
+/// an empty terminal file; `log_shipped` decides the shipped half. `None`
+/// when there is nothing to convert, or the conversion failed (the attempt
+/// is then recovered as one without a terminal event: built again and
+/// sent, a duplicate the leader ignores).
+fn convert_legacy(worker: &Worker, dir: &Path, key: AttemptKey) -> Option<TerminalState> {
+    let outboxed = worker.layout.legacy_outbox_dir().join(format!(
+        "{}_{}_{}.json",
+        key.task_instance_id, key.attempt, SEQ_TERMINAL
+    ));
+    let reported = dir.join(LEGACY_REPORTED_FILE);
+    let shipped_marker = dir.join(LEGACY_LOG_SHIPPED_FILE);
+    let (from, acked) = if outboxed.exists() {
+        (outboxed, false)
+    } else if reported.exists() {
+        (reported.clone(), true)
+    } else {
+        return None;
+    };
+    let shipped = shipped_marker.exists();
+    let to = dir.join(terminal::file_name(acked, shipped));
+    if let Err(e) = std::fs::rename(&from, &to) {
+        tracing::warn!(path = %from.display(), error = %e, "cannot convert a legacy attempt record");
+        return None;
+    }
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(error = %e, "converted legacy attempt record not fsynced");
+    }
+    for marker in [reported, shipped_marker] {
+        match std::fs::remove_file(&marker) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %marker.display(), error = %e, "cannot remove a legacy marker")
+            }
+        }
+    }
+    tracing::info!(
+        tiid = key.task_instance_id,
+        attempt = key.attempt,
+        acked,
+        shipped,
+        "converted a legacy attempt record"
+    );
+    Some(TerminalState {
+        stored: true,
+        acked,
+        shipped,
+    })
 }

@@ -1,19 +1,24 @@
 //! Deleting finished attempts once nobody needs them: `attempt_retention`
-//! after an attempt's terminal report was acknowledged by a leader (its
-//! outbox file is gone, `reported` is there) and its log is in the log
-//! store (`log_shipped`), its dir, its tenant work dir and its in-memory
-//! entry go. Until then an attempt is kept whatever its age: a report
-//! still in the outbox or a log not yet shipped is never lost. A
-//! leader never dispatches an attempt again once it acknowledged its end,
-//! so forgetting it cannot let a stale dispatch run it twice.
+//! after an attempt's terminal file reached its done state
+//! (`terminal.done.json`: the report was acknowledged by a leader and the
+//! log is in the log store, see [`crate::terminal`]), its dir, its tenant
+//! work dir and its in-memory entry go. The age is that of the done file's
+//! ctime, which the rename into the done state sets: the time the attempt
+//! was done, not the event time inside (reading it would cost a file read
+//! per attempt and sweep). Until then an attempt is kept whatever its age:
+//! an unacknowledged report or a log not yet shipped is never lost. A
+//! running attempt is never deleted. A leader never dispatches an attempt
+//! again once it acknowledged its end, so forgetting it cannot let a stale
+//! dispatch run it twice.
 
-use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::attempts::AttemptKey;
 use crate::error::WorkerError;
-use crate::layout::{LOG_SHIPPED_FILE, REPORTED_FILE, is_tmp_name};
+use crate::layout::is_tmp_name;
+use crate::terminal;
 use crate::worker::Worker;
 
 /// Sweeps every quarter of `retention` (between 1 s and 10 min) until the
@@ -38,7 +43,7 @@ pub(crate) async fn run(worker: Arc<Worker>, retention: Duration) {
     }
 }
 
-/// `<tiid>_<attempt>` of a dir or outbox file name (the rest ignored).
+/// `<tiid>_<attempt>` of an attempt dir name (the rest ignored).
 fn key_of(name: &str) -> Option<AttemptKey> {
     let mut parts = name.split(['_', '.']);
     let task_instance_id = parts.next()?.parse().ok()?;
@@ -62,10 +67,6 @@ fn entries(dir: &std::path::Path) -> Result<Vec<std::fs::DirEntry>, WorkerError>
 /// Deletes what is past its retention now; returns how many attempts.
 /// Blocking.
 pub(crate) fn sweep(worker: &Worker, retention: Duration) -> Result<usize, WorkerError> {
-    let pending: HashSet<AttemptKey> = entries(&worker.layout.outbox_dir())?
-        .iter()
-        .filter_map(|e| key_of(&e.file_name().to_string_lossy()))
-        .collect();
     let now = SystemTime::now();
     let mut deleted = 0;
     for wf in entries(&worker.layout.attempts_dir())? {
@@ -80,18 +81,14 @@ pub(crate) fn sweep(worker: &Worker, retention: Duration) -> Result<usize, Worke
             }
             let Some(key) = key_of(&name) else { continue };
             let dir = a.path();
-            let reported = match std::fs::metadata(dir.join(REPORTED_FILE)) {
+            let done = match std::fs::metadata(dir.join(terminal::DONE)) {
                 Ok(m) => m,
                 Err(_) => continue,
             };
-            let old_enough = reported
-                .modified()
-                .ok()
+            let old_enough = ctime(&done)
                 .and_then(|t| now.duration_since(t).ok())
                 .is_some_and(|age| age >= retention);
             if !old_enough
-                || pending.contains(&key)
-                || !dir.join(LOG_SHIPPED_FILE).exists()
                 || worker
                     .attempts
                     .get(&key)
@@ -114,12 +111,19 @@ pub(crate) fn sweep(worker: &Worker, retention: Duration) -> Result<usize, Worke
     Ok(deleted)
 }
 
+/// Status change time of a file.
+fn ctime(m: &std::fs::Metadata) -> Option<SystemTime> {
+    let secs = u64::try_from(m.ctime()).ok()?;
+    let nanos = u32::try_from(m.ctime_nsec()).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn keys_come_from_dir_and_outbox_names() {
+    fn keys_come_from_dir_names() {
         let k = |t, a| {
             Some(AttemptKey {
                 task_instance_id: t,

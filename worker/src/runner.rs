@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use chrono::{Local, NaiveDateTime, TimeZone};
 use orca_common::params::{ResolvedParam, SYSTEM_TASK_EXECUTE_PATH, render_python, render_shell};
-use orca_proto::v1::TaskEvent;
 use tokio::time::Instant;
 
 use crate::attempts::AttemptEntry;
@@ -22,11 +21,12 @@ use crate::error::WorkerError;
 use crate::events::{self, now_ms};
 use crate::layout::{
     DispatchRecord, EXIT_CODE_FILE, KILL_FILE, KillReason, LOG_FILE, PID_FILE, PidRecord,
-    REPORTED_FILE, write_atomic, write_json,
+    write_atomic, write_json,
 };
 use crate::process::{TaskProcess, proc_stat, signal_group};
 use crate::pyfork::{self, Deadman, ForkRequest};
 use crate::tenant::{self, RunAs};
+use crate::terminal;
 use crate::worker::Worker;
 
 /// Runs `"$@"` (interpreter + script) and stores its exit code, in one
@@ -84,14 +84,14 @@ pub(crate) fn start_new(
         entry.set_pid(i64::from(pid));
         metrics::counter!("orca_worker_tasks_started_total").increment(1);
         let running = events::running(&worker.id, entry.key, i64::from(pid), &entry.log_path());
-        let (w, dir) = (worker.clone(), entry.dir.clone());
-        let stored = tokio::task::spawn_blocking(move || -> Result<_, WorkerError> {
-            write_json(&dir.join(PID_FILE), &record, false)?;
-            w.outbox.store(&running, false).map(|path| (running, path))
-        })
-        .await;
-        match stored {
-            Ok(Ok((ev, path))) => worker.outbox.deliver(ev, path),
+        // pid.json first: a RUNNING event is only sent for a task a
+        // restarted worker can find again. The event itself is not stored:
+        // recovery sends it again for every task it adopts.
+        let dir = entry.dir.clone();
+        match tokio::task::spawn_blocking(move || write_json(&dir.join(PID_FILE), &record, false))
+            .await
+        {
+            Ok(Ok(())) => worker.outbox.deliver(running),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot record running task"),
             Err(e) => tracing::error!(error = %e, "cannot record running task"),
         }
@@ -476,8 +476,8 @@ async fn fail_unstarted(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, message
 }
 
 /// Builds the terminal event, marks the attempt finished, and delivers the
-/// event while storing it durably and marking the attempt reported
-/// ([`crate::outbox::Outbox::deliver_persisting`]).
+/// event while storing it durably in the attempt dir
+/// ([`crate::outbox::Outbox::deliver_persisting`]); ships the log alongside.
 async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Option<String>) {
     let (w, e) = (worker.clone(), entry.clone());
     let built = tokio::task::spawn_blocking(move || match not_started {
@@ -497,12 +497,10 @@ async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Op
             if worker.attempts.finish(entry) {
                 worker.publish();
             }
-            worker
-                .outbox
-                .ship_log(ev.task_instance_id, ev.attempt, entry.dir.clone());
-            let (w, dir, stored) = (worker.clone(), entry.dir.clone(), ev.clone());
-            let persist = tokio::task::spawn_blocking(move || record_terminal(&w, &dir, &stored));
-            worker.outbox.deliver_persisting(ev, persist);
+            worker.outbox.ship_log(entry.clone());
+            let (e, stored) = (entry.clone(), ev.clone());
+            let persist = tokio::task::spawn_blocking(move || terminal::store(&e, &stored));
+            worker.outbox.deliver_persisting(entry.clone(), ev, persist);
         }
         Err(e) => {
             tracing::error!(error = %e, "building the terminal event failed");
@@ -511,16 +509,4 @@ async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Op
             }
         }
     }
-}
-
-/// Stores a terminal event in the outbox (fsynced) and marks the attempt
-/// reported. Blocking.
-pub(crate) fn record_terminal(
-    worker: &Worker,
-    dir: &Path,
-    ev: &TaskEvent,
-) -> Result<std::path::PathBuf, WorkerError> {
-    let path = worker.outbox.store(ev, true)?;
-    write_atomic(&dir.join(REPORTED_FILE), b"", false)?;
-    Ok(path)
 }

@@ -54,12 +54,24 @@ async fn shell_task_reports_running_then_success_with_out_params_from_env_params
     assert_eq!(done.log_path, adir.join("task.log").display().to_string());
     let log = std::fs::read_to_string(adir.join("task.log")).unwrap();
     assert!(log.starts_with("hello world; rm -rf /\n"), "{log}");
-    // Acknowledged reports leave the outbox.
-    let outbox = dir.path().join("outbox");
-    wait_until("the outbox is empty", || {
-        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    // Acknowledged, log shipped: the terminal file is in its done state,
+    // and these are all the files the attempt made.
+    wait_until("the terminal file is done", || {
+        terminal_file(&adir) == Some(TERMINAL_DONE)
     })
     .await;
+    assert_eq!(
+        file_names(&adir),
+        [
+            "dispatch.json",
+            "exit_code",
+            "pid.json",
+            "task.log",
+            "task.sh",
+            TERMINAL_DONE
+        ]
+    );
+    assert!(!dir.path().join("outbox").exists());
     worker.shutdown(true).await;
 }
 
@@ -96,8 +108,8 @@ async fn failing_task_reports_its_exit_code_and_python_tasks_run() {
         (shipped.attempt, shipped.data.as_slice(), shipped.truncated),
         (1, &b"oops\n"[..], false)
     );
-    wait_until("the attempt dir is marked shipped", || {
-        attempt_dir(dir.path(), 1).join("log_shipped").exists()
+    wait_until("the terminal file says acknowledged and shipped", || {
+        terminal_file(&attempt_dir(dir.path(), 1)) == Some(TERMINAL_DONE)
     })
     .await;
 
@@ -182,6 +194,12 @@ async fn duplicate_dispatch_starts_once_even_after_a_restart() {
     assert!(a.accepted && b.accepted);
     master.wait_terminal(1).await;
     assert!(dispatch(&mut c, task.clone()).await.accepted);
+    // The ack is recorded (a restart racing it would send the terminal
+    // event once more, which a leader ignores but this test counts).
+    wait_until("the terminal file is done", || {
+        terminal_file(&attempt_dir(dir.path(), 1)) == Some(TERMINAL_DONE)
+    })
+    .await;
     worker.shutdown(false).await;
 
     let worker = start_worker(config(dir.path()), &reg).await;
@@ -264,9 +282,8 @@ async fn reports_are_retried_until_acknowledged() {
     assert_eq!(ev.kind(), TaskEventKind::Success);
     master.wait_event(1, TaskEventKind::Running).await;
     assert_eq!(master.refused(), 3);
-    let outbox = dir.path().join("outbox");
-    wait_until("the outbox is empty", || {
-        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    wait_until("the terminal file is done", || {
+        terminal_file(&attempt_dir(dir.path(), 1)) == Some(TERMINAL_DONE)
     })
     .await;
     worker.shutdown(true).await;
@@ -304,6 +321,12 @@ async fn worker_restarted_mid_task_adopts_it_and_reports_its_end() {
     assert_eq!(listed.attempts[0].state(), AttemptState::Running);
     assert_eq!(listed.attempts[0].pid, running.pid);
     assert_eq!(reg.workers().await.unwrap()[0].running, 1);
+    // RUNNING events are not stored: the adopting worker sends it again,
+    // stamped with the task's start (a leader ignores the duplicate).
+    let again = master.wait_events(1, TaskEventKind::Running, 2).await;
+    assert_eq!((again[1].seq, again[1].pid), (1, running.pid));
+    assert!(again[1].event_time_us <= running.event_time_us);
+    assert!(master.events().iter().all(|e| e.seq == 1));
 
     release(&fifo).await;
     let ev = master.wait_terminal(1).await;
@@ -400,7 +423,7 @@ async fn dead_man_switch_kills_tasks_of_a_silent_worker_but_not_of_a_live_one() 
 }
 
 #[tokio::test]
-async fn outbox_is_resent_after_a_restart_when_the_master_was_down() {
+async fn terminal_events_are_resent_after_a_restart_when_the_master_was_down() {
     let reg = MemoryRegistry::new();
     // The leader is registered but nothing listens at its address yet.
     let port = free_port();
@@ -422,25 +445,37 @@ async fn outbox_is_resent_after_a_restart_when_the_master_was_down() {
         .accepted
     );
     let adir = attempt_dir(dir.path(), 1);
-    wait_until("the terminal event is in the outbox", || {
-        adir.join("reported").exists()
+    wait_until("the terminal event is stored", || {
+        terminal_file(&adir) == Some(TERMINAL_PENDING)
     })
     .await;
     a.shutdown(false).await;
-    let outbox = dir.path().join("outbox");
-    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 2);
+    assert_eq!(terminal_file(&adir), Some(TERMINAL_PENDING));
+    assert!(!dir.path().join("outbox").exists());
 
+    // Restarted while the master is still down: nothing is lost once it
+    // comes back.
+    let b = start_worker(config(dir.path()), &reg).await;
     dead.resign();
     let master = TestMaster::start(&reg, 0, 0).await;
-    let b = start_worker(config(dir.path()), &reg).await;
     let ev = master.wait_terminal(1).await;
     assert_eq!(ev.kind(), TaskEventKind::Success);
     assert_eq!(out(&ev).get("k").map(String::as_str), Some("v"));
-    master.wait_event(1, TaskEventKind::Running).await;
-    wait_until("the outbox is empty", || {
-        std::fs::read_dir(&outbox).unwrap().next().is_none()
+    master.wait_log(1).await;
+    wait_until("the terminal file is done", || {
+        terminal_file(&adir) == Some(TERMINAL_DONE)
     })
     .await;
+    // The task had ended: its RUNNING event (never acknowledged, not
+    // stored) is not sent again; a leader takes the terminal event alone.
+    assert!(
+        master
+            .events()
+            .iter()
+            .all(|e| e.kind() != TaskEventKind::Running),
+        "{:?}",
+        master.events()
+    );
     b.shutdown(true).await;
 }
 
@@ -456,7 +491,13 @@ async fn pending_reports_follow_a_new_leader() {
             .accepted
     );
     let adir = attempt_dir(dir.path(), 1);
-    wait_until("the task ended", || adir.join("reported").exists()).await;
+    wait_until("the task ended", || {
+        matches!(
+            terminal_file(&adir),
+            Some(TERMINAL_PENDING | TERMINAL_SHIPPED)
+        )
+    })
+    .await;
     wait_until("the old leader refused a report", || old.refused() > 0).await;
     drop(old);
     let new = TestMaster::start(&reg, 0, 0).await;
@@ -598,12 +639,12 @@ async fn finished_attempts_are_deleted_after_retention_once_reported_and_shipped
             .accepted
     );
     let adir = attempt_dir(dir.path(), 1);
-    wait_until("the terminal event is in the outbox", || {
-        adir.join("reported").exists()
+    wait_until("the terminal event is stored", || {
+        terminal_file(&adir) == Some(TERMINAL_PENDING)
     })
     .await;
     // A sweep runs (it removes empty run dirs, such as this one, made
-    // after the report was in the outbox): the attempt is not deleted.
+    // after the report was stored): the attempt is not deleted.
     let probe = dir.path().join("attempts").join("999999");
     std::fs::create_dir_all(&probe).unwrap();
     wait_until("a sweep ran", || !probe.exists()).await;
@@ -676,5 +717,95 @@ async fn python_launchers_are_resolved_once_at_start() {
     }
     let n = std::fs::read_to_string(&calls).unwrap().lines().count();
     assert_eq!(n, 1, "the shim runs once, to resolve the interpreter");
+    w.shutdown(true).await;
+}
+
+/// A data dir of the earlier layout (every event in `outbox/`, `reported`
+/// and `log_shipped` markers) is taken over by an upgraded worker: events
+/// left in the outbox are sent, unshipped logs shipped, and every attempt
+/// ends with a terminal file in the done state.
+#[tokio::test]
+async fn legacy_outbox_and_markers_are_recovered() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let write = |path: std::path::PathBuf, text: String| std::fs::write(path, text).unwrap();
+    let event = |tiid: i64, seq: u64, kind: &str, message: &str| {
+        format!(
+            r#"{{"task_instance_id":{tiid},"attempt":1,"seq":{seq},"kind":"{kind}","exit_code":0,
+                "event_time_us":1700000000000000,"worker_id":"old","message":"{message}"}}"#
+        )
+    };
+    // 1: ended, terminal event (and RUNNING) still in the outbox, log not shipped.
+    // 2: acknowledged and shipped.  3: acknowledged, log not shipped.
+    for tiid in 1..=3 {
+        let adir = attempt_dir(dir.path(), tiid);
+        std::fs::create_dir_all(&adir).unwrap();
+        write(
+            adir.join("dispatch.json"),
+            format!(
+                r#"{{"task_instance_id":{tiid},"attempt":1,"workflow_instance_id":1,"workflow_name":"wf",
+                    "task_name":"t","task_type":"SHELL","script":"true","params":[],"timeout_ms":0,
+                    "epoch":{},"master_addr":"","schedule_time_ms":0,"failover":false,"project":"p"}}"#,
+                master.epoch()
+            ),
+        );
+        write(adir.join("exit_code"), "0\n".into());
+        write(adir.join("task.log"), format!("log of {tiid}\n"));
+        write(adir.join("reported"), String::new());
+    }
+    write(
+        outbox.join("1_1_2.json"),
+        event(1, 2, "SUCCESS", "from the legacy outbox"),
+    );
+    write(outbox.join("1_1_1.json"), event(1, 1, "RUNNING", ""));
+    write(
+        attempt_dir(dir.path(), 2).join("log_shipped"),
+        String::new(),
+    );
+
+    let w = start_worker(config(dir.path()), &reg).await;
+    let ev = master.wait_terminal(1).await;
+    assert_eq!(
+        ev.message, "from the legacy outbox",
+        "the stored event is sent"
+    );
+    assert_eq!(ev.worker_id, "old");
+    master.wait_event(1, TaskEventKind::Running).await;
+    assert_eq!(master.wait_log(1).await.data, b"log of 1\n");
+    assert_eq!(master.wait_log(3).await.data, b"log of 3\n");
+    for tiid in 1..=3 {
+        let adir = attempt_dir(dir.path(), tiid);
+        wait_until("the terminal file is done", || {
+            terminal_file(&adir) == Some(TERMINAL_DONE)
+        })
+        .await;
+        assert!(!adir.join("reported").exists() && !adir.join("log_shipped").exists());
+    }
+    wait_until("the legacy outbox is emptied", || {
+        file_names(&outbox).is_empty()
+    })
+    .await;
+    // Acknowledged ones are not sent again; every attempt stays listed.
+    assert!(
+        master.events().iter().all(|e| e.task_instance_id == 1),
+        "{:?}",
+        master.events()
+    );
+    let listed = client(&w)
+        .await
+        .list_attempts(ListAttemptsRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .attempts;
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|a| a.state() == AttemptState::Finished));
+    w.shutdown(true).await;
+    // The next start removes the emptied legacy outbox.
+    let w = start_worker(config(dir.path()), &reg).await;
+    assert!(!outbox.exists());
     w.shutdown(true).await;
 }

@@ -187,6 +187,27 @@ impl TestMaster {
             .unwrap()
     }
 
+    /// Waits until `n` events of `kind` for `tiid` were acknowledged; returns them.
+    pub async fn wait_events(&self, tiid: i64, kind: TaskEventKind, n: usize) -> Vec<TaskEvent> {
+        let mut rx = self.events.clone();
+        let matching = |v: &Vec<TaskEvent>| -> Vec<TaskEvent> {
+            v.iter()
+                .filter(|e| e.task_instance_id == tiid && e.kind() == kind)
+                .cloned()
+                .collect()
+        };
+        let found = tokio::time::timeout(DEADLINE, rx.wait_for(|v| matching(v).len() >= n))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "not {n} {kind:?} events for task {tiid}; got {:?}",
+                    self.events.borrow()
+                )
+            })
+            .unwrap();
+        matching(&found)
+    }
+
     /// Waits for the terminal event (seq 2) of `tiid`.
     pub async fn wait_terminal(&self, tiid: i64) -> TaskEvent {
         let mut rx = self.events.clone();
@@ -288,6 +309,34 @@ pub fn attempt_dir(data_dir: &Path, tiid: i64) -> PathBuf {
         .join("attempts")
         .join("1")
         .join(format!("{tiid}_1"))
+}
+
+/// The terminal file names of an attempt dir, by state.
+pub const TERMINAL_PENDING: &str = "terminal.json";
+pub const TERMINAL_ACKED: &str = "terminal.acked.json";
+pub const TERMINAL_SHIPPED: &str = "terminal.shipped.json";
+pub const TERMINAL_DONE: &str = "terminal.done.json";
+
+/// Which terminal file an attempt dir holds, if any.
+pub fn terminal_file(adir: &Path) -> Option<&'static str> {
+    [
+        TERMINAL_PENDING,
+        TERMINAL_ACKED,
+        TERMINAL_SHIPPED,
+        TERMINAL_DONE,
+    ]
+    .into_iter()
+    .find(|name| adir.join(name).exists())
+}
+
+/// Names of the files in a dir, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Polls a condition (for OS state without an event, e.g. a process being
