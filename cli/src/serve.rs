@@ -148,6 +148,7 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
             python_fork: w.python_fork,
             python_preload: w.python_preload.clone(),
             kill_grace: w.kill_grace,
+            running_delay: orca_worker::DEFAULT_RUNNING_DELAY,
             attempt_retention: Some(w.attempt_retention).filter(|d| !d.is_zero()),
             // Tasks kill themselves once the worker has been silent for the
             // lease's fence window, before etcd can expire the lease and the

@@ -82,6 +82,7 @@ impl Standalone {
                 python_fork: true,
                 python_preload: Vec::new(),
                 kill_grace: std::time::Duration::from_secs(5),
+                running_delay: orca_worker::DEFAULT_RUNNING_DELAY,
                 attempt_retention: Some(std::time::Duration::from_secs(24 * 3600)),
                 // No lease can expire in-process: tasks may outlive a crash
                 // and are re-adopted on the next start.

@@ -37,6 +37,8 @@ pub(crate) struct AttemptEntry {
     pub listed: bool,
     /// Process group id (= leader pid), 0 until spawned.
     pid: AtomicI64,
+    /// When the task process started, unix µs; 0 until then.
+    started_us: AtomicI64,
     phase: watch::Sender<Phase>,
     kill: watch::Sender<Option<KillReason>>,
     /// The terminal record's state; its lock serialises the renames of the
@@ -52,6 +54,7 @@ impl AttemptEntry {
             epoch,
             listed,
             pid: AtomicI64::new(0),
+            started_us: AtomicI64::new(0),
             phase: watch::channel(phase).0,
             kill: watch::channel(None).0,
             terminal: Mutex::new(TerminalState::default()),
@@ -64,6 +67,14 @@ impl AttemptEntry {
 
     pub(crate) fn set_pid(&self, pid: i64) {
         self.pid.store(pid, Ordering::Release);
+    }
+
+    pub(crate) fn started_us(&self) -> i64 {
+        self.started_us.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_started_us(&self, us: i64) {
+        self.started_us.store(us, Ordering::Release);
     }
 
     pub(crate) fn phase(&self) -> Phase {

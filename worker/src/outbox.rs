@@ -46,6 +46,8 @@ pub(crate) struct Outbox {
     leader: watch::Receiver<Option<LeaderInfo>>,
     channels: Mutex<HashMap<String, Channel>>,
     cancel: CancellationToken,
+    /// Reports being delivered.
+    pending: watch::Sender<usize>,
 }
 
 impl Outbox {
@@ -59,23 +61,39 @@ impl Outbox {
             leader,
             channels: Mutex::new(HashMap::new()),
             cancel,
+            pending: watch::channel(0).0,
         })
     }
 
     /// Runs `job` (a delivery) in the background, counted as pending.
-    fn spawn_counted(job: impl std::future::Future<Output = ()> + Send + 'static) {
+    fn spawn_counted(
+        self: &Arc<Self>,
+        job: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
         metrics::gauge!(PENDING_GAUGE).increment(1.0);
+        self.pending.send_modify(|n| *n += 1);
+        let me = self.clone();
         tokio::spawn(async move {
             job.await;
             metrics::gauge!(PENDING_GAUGE).decrement(1.0);
+            me.pending.send_modify(|n| *n -= 1);
         });
+    }
+
+    /// Waits until no report is being delivered, or `deadline`; false when
+    /// some are still pending then.
+    pub(crate) async fn drained(&self, deadline: tokio::time::Instant) -> bool {
+        let mut rx = self.pending.subscribe();
+        tokio::time::timeout_at(deadline, rx.wait_for(|n| *n == 0))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Sends an event kept in memory only (RUNNING) in the background until
     /// acknowledged or the worker stops.
     pub(crate) fn deliver(self: &Arc<Self>, ev: TaskEvent) {
         let me = self.clone();
-        Self::spawn_counted(async move {
+        self.spawn_counted(async move {
             me.send_until_acked(&ev).await;
         });
     }
@@ -84,7 +102,7 @@ impl Outbox {
     /// at start) until acknowledged, then marks its file acknowledged.
     pub(crate) fn deliver_stored(self: &Arc<Self>, entry: Arc<AttemptEntry>, ev: TaskEvent) {
         let me = self.clone();
-        Self::spawn_counted(async move {
+        self.spawn_counted(async move {
             if me.send_until_acked(&ev).await {
                 mark_async(entry, Mark::Acked).await;
             }
@@ -112,7 +130,7 @@ impl Outbox {
                 Ok(Some(stored)) => {
                     found += 1;
                     let (me, ev) = (self.clone(), TaskEvent::from(stored));
-                    Self::spawn_counted(async move {
+                    self.spawn_counted(async move {
                         if me.send_until_acked(&ev).await {
                             remove_acked(&path).await;
                         }
@@ -220,7 +238,7 @@ impl Outbox {
         persist: tokio::task::JoinHandle<Result<PathBuf, WorkerError>>,
     ) {
         let me = self.clone();
-        Self::spawn_counted(async move {
+        self.spawn_counted(async move {
             let key = (ev.task_instance_id, ev.attempt);
             let acked = me.send_until_acked(&ev).await;
             match persist.await {

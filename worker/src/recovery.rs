@@ -116,7 +116,9 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
                 tracing::error!(error = %e, "unreadable terminal event; building it again");
                 let pid = read_json::<PidRecord>(&dir.join(PID_FILE)).ok().flatten();
                 let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
-                events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART)
+                let mut ev = events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART);
+                ev.start_time_us = pid.map_or(0, |p| p.started_at_ms.saturating_mul(1000));
+                ev
             });
             out.to_send.push((entry, ev));
         }
@@ -155,7 +157,8 @@ fn recover_one(worker: &Worker, dir: &Path, out: &mut Recovery) -> Result<(), Wo
         return Ok(());
     }
     let pid_num = pid.map(|p| i64::from(p.pid)).unwrap_or(0);
-    let ev = events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART);
+    let mut ev = events::terminal(&worker.id, key, dir, pid_num, LOST_ON_RESTART);
+    ev.start_time_us = pid.map_or(0, |p| p.started_at_ms.saturating_mul(1000));
     tracing::info!(tiid = key.task_instance_id, attempt = key.attempt, kind = ?ev.kind(), "attempt ended while the worker was away");
     let entry =
         worker

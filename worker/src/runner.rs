@@ -16,7 +16,7 @@ use chrono::{Local, NaiveDateTime, TimeZone};
 use orca_common::params::{ResolvedParam, SYSTEM_TASK_EXECUTE_PATH, render_python, render_shell};
 use tokio::time::Instant;
 
-use crate::attempts::AttemptEntry;
+use crate::attempts::{AttemptEntry, Phase};
 use crate::error::WorkerError;
 use crate::events::{self, now_ms};
 use crate::layout::{
@@ -28,6 +28,7 @@ use crate::pyfork::{self, Deadman, ForkRequest};
 use crate::tenant::{self, RunAs};
 use crate::terminal;
 use crate::worker::Worker;
+use orca_proto::v1::TaskEvent;
 
 /// Runs `"$@"` (interpreter + script) and stores its exit code, in one
 /// write just before the wrapper exits (no rename: that would cost a `mv`
@@ -84,6 +85,7 @@ pub(crate) fn start_new(
         entry.set_pid(i64::from(pid));
         metrics::counter!("orca_worker_tasks_started_total").increment(1);
         let running = events::running(&worker.id, entry.key, i64::from(pid), &entry.log_path());
+        entry.set_started_us(running.event_time_us);
         // pid.json first: a RUNNING event is only sent for a task a
         // restarted worker can find again. The event itself is not stored:
         // recovery sends it again for every task it adopts.
@@ -91,7 +93,7 @@ pub(crate) fn start_new(
         match tokio::task::spawn_blocking(move || write_json(&dir.join(PID_FILE), &record, false))
             .await
         {
-            Ok(Ok(())) => worker.outbox.deliver(running),
+            Ok(Ok(())) => report_running(&worker, &entry, running),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot record running task"),
             Err(e) => tracing::error!(error = %e, "cannot record running task"),
         }
@@ -108,6 +110,29 @@ pub(crate) fn start_new(
     });
 }
 
+/// Sends the RUNNING event once the task has run for `running_delay`
+/// (see [`crate::WorkerConfig::running_delay`]); a task that ends sooner
+/// reports only its end, which carries its start.
+fn report_running(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, running: TaskEvent) {
+    let delay = worker.config.running_delay;
+    if delay.is_zero() {
+        worker.outbox.deliver(running);
+        return;
+    }
+    let (w, e) = (worker.clone(), entry.clone());
+    tokio::spawn(async move {
+        let mut phase = e.watch_phase();
+        let ended = tokio::select! {
+            _ = w.cancel.cancelled() => return,
+            _ = tokio::time::sleep(delay) => false,
+            r = phase.wait_for(|p| *p == Phase::Finished) => r.is_ok(),
+        };
+        if !ended {
+            w.outbox.deliver(running);
+        }
+    });
+}
+
 /// Supervises an attempt adopted after a worker restart (in the background).
 pub(crate) fn start_adopted(
     worker: Arc<Worker>,
@@ -116,6 +141,7 @@ pub(crate) fn start_adopted(
     timeout_ms: i64,
 ) {
     entry.set_pid(i64::from(record.pid));
+    entry.set_started_us(record.started_at_ms.saturating_mul(1000));
     let deadline = (timeout_ms > 0).then(|| {
         let elapsed = now_ms().saturating_sub(record.started_at_ms).max(0);
         let left = timeout_ms.saturating_sub(elapsed).max(0);
@@ -492,7 +518,8 @@ async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Op
     })
     .await;
     match built {
-        Ok(ev) => {
+        Ok(mut ev) => {
+            ev.start_time_us = entry.started_us();
             tracing::info!(tiid = ev.task_instance_id, attempt = ev.attempt, kind = ?ev.kind(), exit_code = ev.exit_code, "task ended");
             if worker.attempts.finish(entry) {
                 worker.publish();

@@ -19,7 +19,7 @@ fn out(ev: &orca_proto::v1::TaskEvent) -> HashMap<String, String> {
 }
 
 #[tokio::test]
-async fn shell_task_reports_running_then_success_with_out_params_from_env_params() {
+async fn shell_task_reports_success_with_its_start_and_out_params_from_env_params() {
     let reg = MemoryRegistry::new();
     let master = TestMaster::start(&reg, 0, 0).await;
     let dir = tempfile::tempdir().unwrap();
@@ -36,13 +36,15 @@ async fn shell_task_reports_running_then_success_with_out_params_from_env_params
     let resp = dispatch(&mut c, task).await;
     assert!(resp.accepted, "{}", resp.reason);
 
-    let running = master.wait_event(1, TaskEventKind::Running).await;
-    assert_eq!(running.seq, 1);
-    assert!(running.pid > 0);
-    assert_eq!(running.worker_id, worker.id());
     let done = master.wait_terminal(1).await;
     assert_eq!(done.kind(), TaskEventKind::Success, "{done:?}");
     assert_eq!(done.exit_code, 0);
+    assert!(done.pid > 0);
+    assert_eq!(done.worker_id, worker.id());
+    assert!(
+        0 < done.start_time_us && done.start_time_us <= done.event_time_us,
+        "{done:?}"
+    );
     let adir = attempt_dir(dir.path(), 1);
     let params = out(&done);
     assert_eq!(params.get("answer").map(String::as_str), Some("42"));
@@ -280,7 +282,6 @@ async fn reports_are_retried_until_acknowledged() {
     );
     let ev = master.wait_terminal(1).await;
     assert_eq!(ev.kind(), TaskEventKind::Success);
-    master.wait_event(1, TaskEventKind::Running).await;
     assert_eq!(master.refused(), 3);
     wait_until("the terminal file is done", || {
         terminal_file(&attempt_dir(dir.path(), 1)) == Some(TERMINAL_DONE)
@@ -808,4 +809,55 @@ async fn legacy_outbox_and_markers_are_recovered() {
     let w = start_worker(config(dir.path()), &reg).await;
     assert!(!outbox.exists());
     w.shutdown(true).await;
+}
+
+/// RUNNING is reported once a task has run for `running_delay`; a task
+/// that ends sooner reports only its end, which carries its start.
+#[tokio::test]
+async fn running_is_reported_only_for_tasks_that_outlive_the_delay() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.running_delay = Duration::from_millis(100);
+    let worker = start_worker(cfg, &reg).await;
+    let mut c = client(&worker).await;
+    let fifo = dir.path().join("release");
+    make_fifo(&fifo);
+    let mut long = shell(1, master.epoch(), "read line < \"${fifo}\"\n");
+    long.params = vec![param("fifo", fifo.to_str().unwrap())];
+    assert!(dispatch(&mut c, long).await.accepted);
+    let running = master.wait_event(1, TaskEventKind::Running).await;
+    assert_eq!(running.seq, 1);
+    assert!(running.pid > 0);
+    assert_eq!(running.worker_id, worker.id());
+    release(&fifo).await;
+    let done = master.wait_terminal(1).await;
+    assert_eq!(done.kind(), TaskEventKind::Success, "{done:?}");
+    assert_eq!(done.start_time_us, running.event_time_us);
+    assert!(done.event_time_us - done.start_time_us >= 100_000);
+    worker.shutdown(true).await;
+
+    // A long delay: a short task is over long before it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.running_delay = Duration::from_secs(3600);
+    let worker = start_worker(cfg, &reg).await;
+    let mut c = client(&worker).await;
+    assert!(
+        dispatch(&mut c, shell(2, master.epoch(), "true"))
+            .await
+            .accepted
+    );
+    let done = master.wait_terminal(2).await;
+    assert_eq!(done.kind(), TaskEventKind::Success, "{done:?}");
+    assert!(0 < done.start_time_us && done.start_time_us <= done.event_time_us);
+    worker.shutdown(true).await;
+    assert!(
+        master
+            .events()
+            .iter()
+            .all(|e| !(e.task_instance_id == 2 && e.kind() == TaskEventKind::Running)),
+        "no RUNNING for a task that ended first"
+    );
 }
