@@ -36,6 +36,13 @@ use orca_proto::v1::TaskEvent;
 /// "not yet" ([`crate::layout::read_exit_code`] parses it or gives `None`).
 const WRAPPER: &str = r#""$@"; rc=$?; printf '%s\n' "$rc" >exit_code; exit "$rc""#;
 
+/// A SHELL task run as the worker's user: its script is sourced in a
+/// subshell of the wrapper (`$0` is `task.sh`, as with `bash task.sh`),
+/// which costs a fork instead of a fork and an exec of a second bash. The
+/// subshell keeps the task's `exit`, traps, `set` options, directory
+/// changes and `wait` to itself.
+const SOURCED: &str = "( . ./task.sh )";
+
 /// The same, plus a dead-man switch: a watchdog subshell (in the task's
 /// process group) checks every `$ORCA_DEADMAN_HALF` seconds that the worker's
 /// heartbeat file `$ORCA_HEARTBEAT` was touched since its last check, and
@@ -380,29 +387,40 @@ fn spawn(
         .map_err(|e| WorkerError::io("open", &log_path, e))?;
     let log_err = log.try_clone().map_err(spawn_err)?;
     let mut cmd = tokio::process::Command::new("bash");
+    let sourced = p.run_as.is_none() && p.script_file == "task.sh";
+    let wrapper = |w: &str| {
+        if sourced {
+            w.replace("\"$@\"", SOURCED)
+        } else {
+            w.to_string()
+        }
+    };
     match &deadman {
         Some((heartbeat, window)) => {
             // The watchdog checks every half window: a stale heartbeat is
             // noticed at most one window after the worker's last touch.
             let half = format!("{:.3}", window.as_secs_f64() / 2.0);
             cmd.arg("-c")
-                .arg(WRAPPER_DEADMAN)
+                .arg(wrapper(WRAPPER_DEADMAN))
                 .env("ORCA_HEARTBEAT", heartbeat)
                 .env("ORCA_DEADMAN_HALF", half);
         }
         None => {
-            cmd.arg("-c").arg(WRAPPER);
+            cmd.arg("-c").arg(wrapper(WRAPPER));
         }
     }
-    cmd.arg("orca-task");
     match &p.run_as {
         Some((ra, work)) => {
-            cmd.args(tenant::command_prefix(ra, work))
+            cmd.arg("orca-task")
+                .args(tenant::command_prefix(ra, work))
                 .arg(&p.interpreter)
                 .arg(work.join(p.script_file));
         }
+        None if p.script_file == "task.sh" => {
+            cmd.arg("task.sh");
+        }
         None => {
-            cmd.arg(&p.interpreter).arg(p.script_file);
+            cmd.arg("orca-task").arg(&p.interpreter).arg(p.script_file);
         }
     }
     cmd.current_dir(dir)

@@ -861,3 +861,57 @@ async fn running_is_reported_only_for_tasks_that_outlive_the_delay() {
         "no RUNNING for a task that ended first"
     );
 }
+
+/// SHELL scripts are sourced in a subshell of the wrapper: they must
+/// behave as `bash task.sh` would ($0, exit codes, their own EXIT traps,
+/// `cd`, `set -e`, `wait` for their own jobs only) and their exit code
+/// must still reach `exit_code`.
+#[tokio::test]
+async fn shell_scripts_behave_as_if_run_by_bash() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.slots = 8;
+    let worker = start_worker(cfg, &reg).await;
+    let mut c = client(&worker).await;
+    let e = master.epoch();
+    let cases: [(i64, &str, i32, &str); 5] = [
+        (
+            1,
+            "echo \"zero=$0 args=$#\"\ncd /\ntrap 'echo bye' EXIT\nexit 4\n",
+            4,
+            "zero=task.sh args=0\nbye\n",
+        ),
+        (2, "set -e\necho before\nfalse\necho after\n", 1, "before\n"),
+        (
+            3,
+            "(sleep 0.2; echo job) &\nwait\necho waited\n",
+            0,
+            "job\nwaited\n",
+        ),
+        (4, "f() { return 3; }\nf\necho \"rc=$?\"\n", 0, "rc=3\n"),
+        (
+            5,
+            "nosuchcommand_orca\n",
+            127,
+            "nosuchcommand_orca: command not found",
+        ),
+    ];
+    for (tiid, script, _, _) in &cases {
+        assert!(dispatch(&mut c, shell(*tiid, e, script)).await.accepted);
+    }
+    for (tiid, _, code, log) in cases {
+        let ev = master.wait_terminal(tiid).await;
+        assert_eq!(ev.exit_code, code, "task {tiid}: {ev:?}");
+        let adir = attempt_dir(dir.path(), tiid);
+        let got = std::fs::read_to_string(adir.join("task.log")).unwrap();
+        assert!(got.contains(log), "task {tiid} log: {got:?}");
+        assert_eq!(
+            std::fs::read_to_string(adir.join("exit_code")).unwrap(),
+            format!("{code}\n"),
+            "task {tiid}"
+        );
+    }
+    worker.shutdown(true).await;
+}
