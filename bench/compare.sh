@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Orca side by side with its peers (issue 5), and bench/RESULTS.md from it.
 #
-#   bench/compare.sh [--runs N] [--only orca,floor,airflow,prefect] [--skip-install] [--no-build]
+#   bench/compare.sh [--runs N] [--only orca,floor,airflow,prefect] [--skip-install] [--no-build] [--no-scratch]
 #
 # Builds the release binary, then N rounds; each round runs, one after the
 # other, each selected system once:
@@ -11,7 +11,13 @@
 #   airflow  bench/peers/airflow_bench.py (venv, PostgreSQL, LocalExecutor)
 #   prefect  bench/peers/prefect_bench.py (venv, local server)
 # Rounds interleave the systems so that a change of load on this shared box
-# is spread over all of them. Every JSON line goes to bench/results/SYSTEM-ROUND.jsonl
+# is spread over all of them. As root, every step runs with TMPDIR on a
+# freshly made ext4 filesystem (a loop-mounted image under
+# ~/.cache/orca-bench): the working dirs of Orca (data dirs), Airflow (task
+# logs) and Prefect (home) then start from the same clean state instead of
+# the shared disk's, whose inode allocation after many deletions (ext4
+# without a journal scans recently deleted inodes) costs file-creating
+# workloads up to half their speed. `--no-scratch` uses the shared disk. Every JSON line goes to bench/results/SYSTEM-ROUND.jsonl
 # (those of the selected systems are replaced; the others' are kept), then
 # bench/report.py renders bench/RESULTS.md from all of bench/results/.
 #
@@ -27,6 +33,7 @@ runs=3
 only=orca,floor,airflow,prefect
 skip=()
 build=1
+scratch=1
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -35,7 +42,8 @@ while [ $# -gt 0 ]; do
     --only=*) only=${1#*=}; shift ;;
     --skip-install) skip=(--skip-install); shift ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --no-scratch) scratch=0; shift ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -70,13 +78,40 @@ export ORCA_BENCH_PATH_PYTHON=$(command -v python3)
 
 for s in ${only//,/ }; do rm -f "$out/$s"-*.jsonl; done
 
+# A fresh ext4 scratch filesystem for the next step (see the header).
+scratch_img=$HOME/.cache/orca-bench/scratch.img
+scratch_dir=/tmp/orca-bench-scratch
+fs_desc="shared disk ($(df -T /tmp | awk 'NR == 2 {print $2}'))"
+if [ "$scratch" = 1 ] && { [ "$(id -u)" != 0 ] || ! command -v mkfs.ext4 >/dev/null; }; then
+  log "not root or no mkfs.ext4: working dirs stay on the shared disk"
+  scratch=0
+fi
+fresh_scratch() {
+  [ "$scratch" = 1 ] || return 0
+  mountpoint -q "$scratch_dir" && umount "$scratch_dir"
+  mkdir -p "$scratch_dir" "$(dirname "$scratch_img")"
+  rm -f "$scratch_img"
+  truncate -s 6G "$scratch_img"
+  mkfs.ext4 -q -F "$scratch_img"
+  mount -o loop "$scratch_img" "$scratch_dir"
+  chmod 1777 "$scratch_dir"
+  export TMPDIR=$scratch_dir ORCA_BENCH_SCRATCH=1
+  fs_desc="fresh ext4 scratch (loop, 6 GiB, made before this step)"
+}
+cleanup_scratch() {
+  if [ "$scratch" = 1 ] && mountpoint -q "$scratch_dir"; then umount "$scratch_dir" || true; fi
+  rm -f "$scratch_img"
+}
+trap cleanup_scratch EXIT
+
 json_lines() { grep '^{' || true; }
 step() { # system round what timeout command...
   local sys=$1 round=$2 what=$3 limit=$4; shift 4
   local file="$out/$sys-$round.jsonl" err="$out/.$sys-$round.log"
   log "round $round/$runs: $sys $what"
-  printf '{"workload": "round", "system": "%s", "round": %s, "what": "%s", "loadavg_before": "%s", "at": "%s"}\n' \
-    "$sys" "$round" "$what" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)" >>"$file"
+  fresh_scratch
+  printf '{"workload": "round", "system": "%s", "round": %s, "what": "%s", "loadavg_before": "%s", "at": "%s", "fs": "%s"}\n' \
+    "$sys" "$round" "$what" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)" "$fs_desc" >>"$file"
   if ! timeout --kill-after=30 "$limit" "${nice_[@]}" "$@" 2>>"$err" | tee -a "$err" | json_lines >>"$file"; then
     log "$sys $what failed or timed out (round $round); last lines of $err:"
     tail -n 15 "$err" >&2

@@ -173,6 +173,14 @@ def main():
       + (f"; first step {min(r['at'] for r in rounds)}, last step {max(r['at'] for r in rounds)}" if rounds else "")
       + ". Each cell is the median over rounds, [min–max] after it.")
     p("")
+    fs = defaultdict(set)
+    for r in rounds:
+        fs[r.get("fs") or "not recorded"].add(NAMES.get(r["system"], r["system"]))
+    if fs:
+        p("Working directories (TMPDIR: Orca's data dirs, Airflow's task logs, Prefect's home; "
+          "the peers' PostgreSQL stays on the shared disk): "
+          + "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(fs.items())) + ".")
+        p("")
 
     p("## Machine")
     p("")

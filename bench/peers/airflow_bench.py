@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 
@@ -128,6 +129,10 @@ def env():
     for k, v in TUNING.items():
         section, key = k.split(".")
         e[f"AIRFLOW__{section.upper()}__{key.upper()}"] = v
+    if os.environ.get("ORCA_BENCH_SCRATCH"):
+        # Task logs (a file per task) on compare.sh's scratch filesystem,
+        # like Orca's attempt dirs and Prefect's home.
+        e["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = os.path.join(tempfile.gettempdir(), "orca-bench-airflow-logs")
     e.pop("ORCA_BENCH_IN_VENV", None)
     return e
 
