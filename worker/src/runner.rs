@@ -480,30 +480,21 @@ async fn supervise(
             () = proc.wait() => {}
         }
     }
-    if let Some(status) = proc.forked_status() {
-        record_forked_exit(&entry.dir, status).await;
-    }
-    finish(&worker, &entry, None).await;
+    finish(&worker, &entry, End::Exited(proc.forked_status())).await;
 }
 
 /// A forked task writes its own exit code; one killed by a signal cannot,
-/// and gets the code a shell would give it (128 + signal).
-async fn record_forked_exit(dir: &Path, status: i32) {
-    let dir = dir.to_path_buf();
-    let written = tokio::task::spawn_blocking(move || {
-        if crate::layout::read_exit_code(&dir).is_none() {
-            let code = pyfork::exit_code_of_status(status);
-            write_atomic(
-                &dir.join(EXIT_CODE_FILE),
-                format!("{code}\n").as_bytes(),
-                false,
-            )?;
+/// and gets the code a shell would give it (128 + signal). Blocking.
+fn record_forked_exit(dir: &Path, status: i32) {
+    if crate::layout::read_exit_code(dir).is_none() {
+        let code = pyfork::exit_code_of_status(status);
+        if let Err(e) = write_atomic(
+            &dir.join(EXIT_CODE_FILE),
+            format!("{code}\n").as_bytes(),
+            false,
+        ) {
+            tracing::warn!(error = %e, "cannot record the exit code of a forked task");
         }
-        Ok::<_, WorkerError>(())
-    })
-    .await;
-    if !matches!(written, Ok(Ok(()))) {
-        tracing::warn!(?written, "cannot record the exit code of a forked task");
     }
 }
 
@@ -516,36 +507,52 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 async fn fail_unstarted(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, message: String) {
     tracing::warn!(tiid = entry.key.task_instance_id, attempt = entry.key.attempt, %message, "task not started");
-    finish(worker, entry, Some(message)).await;
+    finish(worker, entry, End::NotStarted(message)).await;
 }
 
-/// Builds the terminal event, marks the attempt finished, and delivers the
-/// event while storing it durably in the attempt dir
-/// ([`crate::outbox::Outbox::deliver_persisting`]); ships the log alongside.
-async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, not_started: Option<String>) {
+/// How an attempt ended, for [`finish`].
+enum End {
+    /// Its process never started: the FAILURE's message.
+    NotStarted(String),
+    /// Its process ended; the wait status when the fork server reported it.
+    Exited(Option<i32>),
+}
+
+/// Builds the terminal event and delivers it while storing it durably
+/// ([`crate::outbox::Outbox::deliver_persisting`]), then marks the attempt
+/// finished and ships its log. The report goes first: it is what the
+/// leader waits for to dispatch the next task.
+async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, end: End) {
     let (w, e) = (worker.clone(), entry.clone());
-    let built = tokio::task::spawn_blocking(move || match not_started {
-        Some(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
-        None => events::terminal(
-            &w.id,
-            e.key,
-            &e.dir,
-            e.pid(),
-            "task process ended without an exit code",
-        ),
+    let built = tokio::task::spawn_blocking(move || match end {
+        End::NotStarted(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
+        End::Exited(status) => {
+            if let Some(status) = status {
+                record_forked_exit(&e.dir, status);
+            }
+            events::terminal(
+                &w.id,
+                e.key,
+                &e.dir,
+                e.pid(),
+                "task process ended without an exit code",
+            )
+        }
     })
     .await;
     match built {
         Ok(mut ev) => {
             ev.start_time_us = entry.started_us();
-            tracing::info!(tiid = ev.task_instance_id, attempt = ev.attempt, kind = ?ev.kind(), exit_code = ev.exit_code, "task ended");
+            let (e, stored) = (entry.clone(), ev.clone());
+            let persist = tokio::task::spawn_blocking(move || terminal::store(&e, &stored));
+            let (tiid, attempt, kind, exit_code) =
+                (ev.task_instance_id, ev.attempt, ev.kind(), ev.exit_code);
+            worker.outbox.deliver_persisting(entry.clone(), ev, persist);
+            tracing::info!(tiid, attempt, ?kind, exit_code, "task ended");
             if worker.attempts.finish(entry) {
                 worker.publish();
             }
             worker.outbox.ship_log(entry.clone());
-            let (e, stored) = (entry.clone(), ev.clone());
-            let persist = tokio::task::spawn_blocking(move || terminal::store(&e, &stored));
-            worker.outbox.deliver_persisting(entry.clone(), ev, persist);
         }
         Err(e) => {
             tracing::error!(error = %e, "building the terminal event failed");

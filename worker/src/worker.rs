@@ -35,6 +35,8 @@ pub(crate) struct Worker {
     lease: Mutex<Option<Arc<WorkerLease>>>,
     /// `config.python` resolved, on the first PYTHON task (not at start).
     python: tokio::sync::OnceCell<String>,
+    /// Host figures for [`Worker::info`], refreshed by [`refresh_load`].
+    host: Mutex<WorkerInfo>,
     /// The Python fork server, started by the first PYTHON task.
     fork: tokio::sync::Mutex<ForkSlot>,
 }
@@ -72,6 +74,7 @@ impl Worker {
             lease: Mutex::new(None),
             python: tokio::sync::OnceCell::new(),
             fork: tokio::sync::Mutex::new(ForkSlot::default()),
+            host: Mutex::new(host_info()),
         }
     }
 
@@ -124,14 +127,17 @@ impl Worker {
             labels: self.config.labels.clone(),
             slots: self.config.slots,
             running: u32::try_from(self.attempts.running_count()).unwrap_or(u32::MAX),
-            load: load_average(),
             environments: Vec::new(),
-            cpus: std::thread::available_parallelism()
-                .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
-                .unwrap_or(1),
-            memory_total_mb: meminfo_mb("MemTotal:"),
-            memory_available_mb: meminfo_mb("MemAvailable:"),
+            ..self.host.lock().unwrap_or_else(|e| e.into_inner()).clone()
         }
+    }
+
+    /// Reads the host's figures (load, CPUs, memory) again; blocking. The
+    /// registry gets them with the next publication: every publication
+    /// (each dispatch and each end) does not read `/proc` and cgroup files.
+    pub(crate) fn refresh_host(&self) {
+        let host = host_info();
+        *self.host.lock().unwrap_or_else(|e| e.into_inner()) = host;
     }
 
     /// Installs the current registry lease (replacing a lost one).
@@ -193,17 +199,28 @@ impl Worker {
 
 /// 1-minute load average, 0 when unknown.
 /// A `/proc/meminfo` figure in MiB (0 when unreadable).
-fn meminfo_mb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
+fn meminfo_mb(meminfo: &str, field: &str) -> u64 {
+    meminfo
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| kb / 1024)
         .unwrap_or(0)
+}
+
+/// The host part of a [`WorkerInfo`] (the rest is left default).
+fn host_info() -> WorkerInfo {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    WorkerInfo {
+        load: load_average(),
+        cpus: std::thread::available_parallelism()
+            .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+            .unwrap_or(1),
+        memory_total_mb: meminfo_mb(&meminfo, "MemTotal:"),
+        memory_available_mb: meminfo_mb(&meminfo, "MemAvailable:"),
+        ..WorkerInfo::default()
+    }
 }
 
 fn load_average() -> f64 {
@@ -251,7 +268,12 @@ pub(crate) async fn refresh_load(worker: Arc<Worker>, every: Duration) {
     loop {
         tokio::select! {
             _ = worker.cancel.cancelled() => return,
-            _ = tick.tick() => worker.publish(),
+            _ = tick.tick() => {
+                let w = worker.clone();
+                if tokio::task::spawn_blocking(move || w.refresh_host()).await.is_ok() {
+                    worker.publish();
+                }
+            }
         }
     }
 }
