@@ -110,6 +110,10 @@ pub(crate) struct Engine {
     /// Workers that vanished while holding attempts, with the end of their
     /// grace period.
     suspects: HashMap<String, tokio::time::Instant>,
+    /// Ids of the live workers when the registry last changed: a change of
+    /// load alone (every dispatch and every end publishes one) does not
+    /// look for attempts on vanished workers.
+    live_ids: Vec<String>,
     worker_loss_grace: Duration,
     // The batch being built this turn.
     writes: Vec<Write>,
@@ -164,6 +168,7 @@ pub(crate) async fn run(
         waiting: Vec::new(),
         ready: Vec::new(),
         suspects: HashMap::new(),
+        live_ids: Vec::new(),
         worker_loss_grace,
         writes: Vec::new(),
         inserts: Vec::new(),
@@ -443,6 +448,7 @@ impl Engine {
         self.waiting.clear();
         self.ready.clear();
         self.suspects.clear();
+        self.live_ids.clear();
         self.writes.clear();
         self.inserts.clear();
         self.actions.clear();

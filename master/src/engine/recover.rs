@@ -246,6 +246,14 @@ impl Engine {
     /// The registry's worker list changed: start the grace period of workers
     /// that vanished while holding attempts; forget the ones that came back.
     pub(super) fn on_workers_changed(&mut self) {
+        let mut ids: Vec<String> = self.workers.borrow().iter().map(|w| w.id.clone()).collect();
+        ids.sort_unstable();
+        if ids == self.live_ids && self.suspects.is_empty() {
+            // Only loads changed: capacity may have been freed.
+            self.try_waiting();
+            return;
+        }
+        self.live_ids = ids;
         let live: HashSet<String> = self.live_workers().into_iter().map(|w| w.id).collect();
         self.suspects.retain(|w, _| !live.contains(w));
         let mut gone = BTreeSet::new();
