@@ -104,14 +104,30 @@ cleanup_scratch() {
 }
 trap cleanup_scratch EXIT
 
+# Waits (at most 3 min) until the machine is quiet: at most one runnable
+# task in three samples 0.5 s apart. A peer's last workload leaves a burst
+# of exiting processes behind (load average 10+ for a minute or two), which
+# would otherwise land on the next step. Prints "true" when it settled.
+settle() {
+  local quiet=0 i
+  for i in $(seq 1 360); do
+    local r; r=$(awk '{split($4, a, "/"); print a[1] - 1}' /proc/loadavg)
+    if [ "$r" -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ "$quiet" -ge 3 ] && { echo true; return; }
+    sleep 0.5
+  done
+  echo false
+}
+
 json_lines() { grep '^{' || true; }
 step() { # system round what timeout command...
   local sys=$1 round=$2 what=$3 limit=$4; shift 4
   local file="$out/$sys-$round.jsonl" err="$out/.$sys-$round.log"
   log "round $round/$runs: $sys $what"
   fresh_scratch
-  printf '{"workload": "round", "system": "%s", "round": %s, "what": "%s", "loadavg_before": "%s", "at": "%s", "fs": "%s"}\n' \
-    "$sys" "$round" "$what" "$(cut -d' ' -f1-3 /proc/loadavg)" "$(date -u +%FT%TZ)" "$fs_desc" >>"$file"
+  local settled; settled=$(settle)
+  printf '{"workload": "round", "system": "%s", "round": %s, "what": "%s", "loadavg_before": "%s", "settled": %s, "at": "%s", "fs": "%s"}\n' \
+    "$sys" "$round" "$what" "$(cut -d' ' -f1-3 /proc/loadavg)" "$settled" "$(date -u +%FT%TZ)" "$fs_desc" >>"$file"
   if ! timeout --kill-after=30 "$limit" "${nice_[@]}" "$@" 2>>"$err" | tee -a "$err" | json_lines >>"$file"; then
     log "$sys $what failed or timed out (round $round); last lines of $err:"
     tail -n 15 "$err" >&2

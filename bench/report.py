@@ -186,11 +186,21 @@ def main():
         p("")
     loads = [float(r["loadavg_before"].split()[0]) for r in rounds if r.get("loadavg_before")]
     dev = min((n for n in n_rounds.values() if n), default=0) < 3
-    if dev or (loads and max(loads) > 1.5 * (os.cpu_count() or 1)):
+    # compare.sh waits before each step until at most one task is runnable
+    # (`settled`); older rounds only have the load average.
+    unsettled = [r for r in rounds if r.get("settled") is False
+                 or ("settled" not in r and r.get("loadavg_before")
+                     and float(r["loadavg_before"].split()[0]) > 1.5 * (os.cpu_count() or 1))]
+    if dev or unsettled:
         p("> **Development run.** " + ("Fewer than 3 rounds: ranges are not meaningful. " if dev else "")
-          + (f"1-minute load average before the steps: {min(loads):.1f}–{max(loads):.1f} on "
-             f"{os.cpu_count()} cores (this box is shared), so figures are inflated and noisy. " if loads else "")
+          + (f"{len(unsettled)} of {len(rounds)} steps started on a busy machine (1-minute load average "
+             f"before the steps: {min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores; this box is "
+             "shared), so figures are inflated and noisy. " if unsettled and loads else "")
           + "Rerun `bench/compare.sh` (default 3 rounds) on a quiet machine for figures to quote.")
+        p("")
+    elif loads:
+        p(f"Every step started on a quiet machine (at most one runnable task; the 1-minute load average, "
+          f"which still carries the previous step, was {min(loads):.1f}–{max(loads):.1f}).")
         p("")
     p("Rounds per system: " + ", ".join(f"{NAMES[s]} {n}" for s, n in n_rounds.items() if n)
       + (f"; first step {min(r['at'] for r in rounds)}, last step {max(r['at'] for r in rounds)}" if rounds else "")

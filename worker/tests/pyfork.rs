@@ -249,11 +249,11 @@ async fn the_dead_man_switch_kills_forked_tasks_of_a_silent_worker() {
     assert!(dispatch(&mut c, t).await.accepted);
     let running = master.wait_event(2, TaskEventKind::Running).await;
     let pgid = running.pid as i32;
-    wait_until("the task's children run", || group_members(pgid) >= 3).await;
+    wait_until("the task's children run", || live_group_members(pgid) >= 3).await;
     let silent_since = std::time::Instant::now();
     a.shutdown(false).await;
     wait_until("no live process of the task's group is left", || {
-        group_members(pgid) == 0
+        live_group_members(pgid) == 0
     })
     .await;
     assert!(
@@ -263,20 +263,6 @@ async fn the_dead_man_switch_kills_forked_tasks_of_a_silent_worker() {
     );
     let log = log_of(dir.path(), 2);
     assert!(log.contains("(dead-man switch)"), "{log}");
-}
-
-/// Live (non-zombie) processes of group `pgid`.
-fn group_members(pgid: i32) -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .filter(|stat| {
-            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
-        })
-        .count()
 }
 
 #[tokio::test]

@@ -394,3 +394,19 @@ pub fn free_port() -> u16 {
         .map(|a: SocketAddr| a.port())
         .unwrap()
 }
+
+/// Processes of group `pgid` that are not zombies (zombies wait for their
+/// parent — here the test process — to reap them).
+pub fn live_group_members(pgid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = &stat[stat.rfind(')').unwrap_or(0) + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // f[0] = state, f[2] = pgrp
+            f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
+        })
+        .count()
+}
