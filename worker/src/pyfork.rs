@@ -186,11 +186,16 @@ impl ForkServer {
                 }
             }
             let status = child.wait().await;
-            tracing::warn!(
-                server = pid,
-                ?status,
-                "python fork server ended; the next PYTHON task starts a new one"
-            );
+            if matches!(&status, Ok(s) if s.success()) {
+                // Its stdin closed: this worker is going away.
+                tracing::debug!(server = pid, "python fork server ended");
+            } else {
+                tracing::warn!(
+                    server = pid,
+                    ?status,
+                    "python fork server ended; the next PYTHON task starts a new one"
+                );
+            }
             let mut p = shared.lock().unwrap_or_else(|e| e.into_inner());
             p.dead = true;
             // Dropping the senders tells every waiter the server is gone.
