@@ -179,17 +179,24 @@ pub(crate) enum KillReason {
 /// `durable`, the file and its directory are fsynced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), WorkerError> {
     let tmp = tmp_path(path);
-    let mut f = fs::File::create(&tmp).map_err(|e| WorkerError::io("create", &tmp, e))?;
-    f.write_all(bytes)
-        .map_err(|e| WorkerError::io("write", &tmp, e))?;
-    if durable {
-        f.sync_all()
-            .map_err(|e| WorkerError::io("fsync", &tmp, e))?;
-    }
-    drop(f);
+    write_file(&tmp, bytes, durable)?;
     fs::rename(&tmp, path).map_err(|e| WorkerError::io("rename", path, e))?;
     if durable && let Some(parent) = path.parent() {
         sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) `path` and writes `bytes` to it; with `durable`,
+/// the file is fsynced. The first half of [`write_atomic`], for callers
+/// that rename the file themselves.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), WorkerError> {
+    let mut f = fs::File::create(path).map_err(|e| WorkerError::io("create", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| WorkerError::io("write", path, e))?;
+    if durable {
+        f.sync_all()
+            .map_err(|e| WorkerError::io("fsync", path, e))?;
     }
     Ok(())
 }

@@ -22,6 +22,14 @@ pub(crate) struct WorkerGrpc {
     pub worker: Arc<Worker>,
 }
 
+/// Accepted without effect: the attempt is known already.
+fn already_known() -> Response<DispatchTaskResponse> {
+    Response::new(DispatchTaskResponse {
+        accepted: true,
+        reason: "already known".to_string(),
+    })
+}
+
 fn refuse(reason: String) -> Response<DispatchTaskResponse> {
     Response::new(DispatchTaskResponse {
         accepted: false,
@@ -66,10 +74,7 @@ impl WorkerService for WorkerGrpc {
                     attempt = key.attempt,
                     "duplicate dispatch"
                 );
-                return Ok(Response::new(DispatchTaskResponse {
-                    accepted: true,
-                    reason: "already known".to_string(),
-                }));
+                return Ok(already_known());
             }
             Reservation::Full { running } => {
                 return Ok(refuse(format!(
@@ -104,10 +109,7 @@ impl WorkerService for WorkerGrpc {
                 // Created by a concurrent dispatch of the same attempt
                 // between the reservation and now: nothing to start.
                 w.attempts.cancel(&entry);
-                return Ok(Response::new(DispatchTaskResponse {
-                    accepted: true,
-                    reason: "already known".to_string(),
-                }));
+                return Ok(already_known());
             }
             Ok(Err(e)) => {
                 w.attempts.cancel(&entry);

@@ -21,7 +21,6 @@
 //! the legacy `reported` marker is empty.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use orca_proto::v1::TaskEvent;
@@ -29,7 +28,7 @@ use orca_proto::v1::TaskEvent;
 use crate::attempts::AttemptEntry;
 use crate::convert::StoredEvent;
 use crate::error::WorkerError;
-use crate::layout::{read_json, sync_dir};
+use crate::layout::{read_json, sync_dir, write_file};
 
 /// Stored, not acknowledged, log not shipped.
 pub(crate) const PENDING: &str = "terminal.json";
@@ -113,12 +112,7 @@ pub(crate) fn store(entry: &AttemptEntry, ev: &TaskEvent) -> Result<PathBuf, Wor
             source,
         }
     })?;
-    let mut f = fs::File::create(&tmp).map_err(|e| WorkerError::io("create", &tmp, e))?;
-    f.write_all(&bytes)
-        .map_err(|e| WorkerError::io("write", &tmp, e))?;
-    f.sync_all()
-        .map_err(|e| WorkerError::io("fsync", &tmp, e))?;
-    drop(f);
+    write_file(&tmp, &bytes, true)?;
     let path = {
         let mut state = entry.terminal_state();
         let path = dir.join(state.file_name());
