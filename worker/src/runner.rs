@@ -184,8 +184,7 @@ async fn start_process(
         && let Some(server) = worker.fork_server().await
     {
         tries -= 1;
-        let req = fork_request(&entry.dir, prepared, deadman.as_ref())
-            .map_err(|e| format!("ORCA-WORKER-PYFORK: {e}"))?;
+        let req = fork_request(&entry.dir, prepared, deadman.as_ref());
         match server.spawn(&req).await {
             Ok(forked) => {
                 metrics::counter!("orca_worker_python_forks_total").increment(1);
@@ -229,28 +228,21 @@ async fn start_process(
     Ok((TaskProcess::Child(child), record))
 }
 
-/// The fork server's request for a prepared task (absolute paths: the
-/// child changes its directory before it opens anything).
-fn fork_request(
-    dir: &Path,
-    p: &Prepared,
-    deadman: Option<&(PathBuf, Duration)>,
-) -> std::io::Result<ForkRequest> {
-    let dir = std::path::absolute(dir)?;
-    Ok(ForkRequest {
+/// The fork server's request for a prepared task. The paths are absolute
+/// (the child changes its directory before it opens anything) because the
+/// data dir is: `crate::start` makes it so.
+fn fork_request(dir: &Path, p: &Prepared, deadman: Option<&(PathBuf, Duration)>) -> ForkRequest {
+    ForkRequest {
         script: dir.join(p.script_file),
         log: dir.join(LOG_FILE),
         exit_file: dir.join(EXIT_CODE_FILE),
-        cwd: dir,
+        cwd: dir.to_path_buf(),
         env: p.env.iter().cloned().collect(),
-        deadman: match deadman {
-            Some((heartbeat, window)) => Some(Deadman {
-                heartbeat: std::path::absolute(heartbeat)?,
-                half: window.as_secs_f64() / 2.0,
-            }),
-            None => None,
-        },
-    })
+        deadman: deadman.map(|(heartbeat, window)| Deadman {
+            heartbeat: heartbeat.clone(),
+            half: window.as_secs_f64() / 2.0,
+        }),
+    }
 }
 
 /// Renders the script and writes it into `write_into`, the attempt dir
