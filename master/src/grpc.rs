@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 use orca_proto::v1::master_service_server::MasterService;
 use orca_proto::v1::{
     NudgeRequest, NudgeResponse, ReportTaskEventRequest, ReportTaskEventResponse,
-    ShipTaskLogRequest, ShipTaskLogResponse,
+    ShipTaskLogRequest, ShipTaskLogResponse, ShipTaskLogsRequest, ShipTaskLogsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -74,26 +74,51 @@ impl MasterService for MasterGrpc {
         &self,
         request: Request<ShipTaskLogRequest>,
     ) -> Result<Response<ShipTaskLogResponse>, Status> {
-        let r = request.into_inner();
-        self.store
-            .put_task_log(
-                r.task_instance_id,
-                r.attempt,
-                &r.data,
-                r.truncated,
-                r.original_size,
-            )
-            .await
-            .map_err(|e| {
-                // The store logged and counted the failure
-                // (`orca_log_store_writes_total`); the worker retries.
-                Status::unavailable(format!(
-                    "cannot store the log of task instance {} attempt {} in the {} log store: {e}",
-                    r.task_instance_id,
-                    r.attempt,
-                    self.store.log_store_kind()
-                ))
-            })?;
-        Ok(Response::new(ShipTaskLogResponse { stored: true }))
+        let stored = self.store_logs(vec![request.into_inner()]).await?;
+        Ok(Response::new(ShipTaskLogResponse { stored }))
+    }
+
+    async fn ship_task_logs(
+        &self,
+        request: Request<ShipTaskLogsRequest>,
+    ) -> Result<Response<ShipTaskLogsResponse>, Status> {
+        let stored = self.store_logs(request.into_inner().logs).await?;
+        Ok(Response::new(ShipTaskLogsResponse { stored }))
+    }
+}
+
+impl MasterGrpc {
+    /// Stores shipped logs, all in one write.
+    async fn store_logs(&self, logs: Vec<ShipTaskLogRequest>) -> Result<bool, Status> {
+        let first = logs.first().map(|l| (l.task_instance_id, l.attempt));
+        let n = logs.len();
+        let puts = logs
+            .into_iter()
+            .map(|r| orca_store::TaskLogPut {
+                task_instance_id: r.task_instance_id,
+                attempt: r.attempt,
+                content: r.data,
+                truncated: r.truncated,
+                original_size: r.original_size,
+            })
+            .collect();
+        self.store.put_task_logs(puts).await.map_err(|e| {
+            // The store logged and counted the failure
+            // (`orca_log_store_writes_total`); the worker retries.
+            let which = match (first, n) {
+                (Some((ti, attempt)), 1) => {
+                    format!("the log of task instance {ti} attempt {attempt}")
+                }
+                (Some((ti, attempt)), n) => {
+                    format!("{n} logs (the first of task instance {ti} attempt {attempt})")
+                }
+                (None, _) => "no logs".to_string(),
+            };
+            Status::unavailable(format!(
+                "cannot store {which} in the {} log store: {e}",
+                self.store.log_store_kind()
+            ))
+        })?;
+        Ok(true)
     }
 }

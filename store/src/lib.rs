@@ -323,4 +323,4 @@ pub use lifecycle::{DeleteOutcome, ReleaseState, WorkflowVersionInfo};
 pub use lists::{AuditFilter, MemberFilter, ProjectFilter, UserFilter, WorkflowFilter};
 pub use resources::{ResourceKind, ResourceRow, ResourceUpdate};
 pub use schedule::{NewSchedule, ScheduleRow};
-pub use store::Store;
+pub use store::{Store, TaskLogPut};

@@ -19,6 +19,7 @@ mod definitions;
 mod fencing;
 mod lifecycle;
 mod logs;
+pub use logs::TaskLogPut;
 mod reads;
 mod resources;
 mod schedules;

@@ -17,7 +17,7 @@ use orca_store::Store;
 use orca_store::log_store::dir::DirLogStore;
 use orca_store::log_store::s3::{S3LogStore, S3Options};
 use orca_store::log_store::{LogStore, LogStoreError};
-use orca_store::{StoreError, Write};
+use orca_store::{StoreError, TaskLogPut, Write};
 
 use harness::fixtures::*;
 use harness::{TestDb, TestDbExt};
@@ -434,6 +434,37 @@ async fn store_conformance(db: &TestDb, kind_name: &'static str) {
     let (meta, bytes) = store.read_task_log(empty, 0..100).await.unwrap().unwrap();
     assert_eq!(meta.stored_size, 0);
     assert!(bytes.is_empty());
+
+    // A batch: each log as if shipped alone, in one write; an attempt
+    // named twice keeps the last.
+    let (batch_run, a) = task_instance(&store, epoch, "batch-a").await;
+    let (_, b) = task_instance(&store, epoch, "batch-b").await;
+    let put = |ti: i64, attempt: i32, content: &[u8]| TaskLogPut {
+        task_instance_id: ti,
+        attempt,
+        content: content.to_vec(),
+        truncated: false,
+        original_size: content.len() as u64,
+    };
+    store
+        .put_task_logs(vec![
+            put(a, 1, b"first"),
+            put(b, 1, b"b"),
+            put(a, 2, b"second"),
+        ])
+        .await
+        .unwrap();
+    let log_a = store.task_log(a).await.unwrap().unwrap();
+    assert_eq!(
+        (log_a.attempt, log_a.content.as_slice()),
+        (2, &b"second"[..])
+    );
+    assert_eq!(store.task_log(b).await.unwrap().unwrap().content, b"b");
+    let meta_a = store.task_log_meta(a).await.unwrap().unwrap();
+    if k.name != "db" {
+        assert_eq!(meta_a.object_key, format!("{batch_run}/{a}.2.log"));
+    }
+    store.put_task_logs(Vec::new()).await.unwrap();
 
     // A log keeps the backend it was written to: readable after switching
     // to the database; an external log needs its backend configured.

@@ -12,7 +12,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, EntityTrait, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 
 use super::Store;
 use super::convert::{db_err, now};
@@ -48,6 +48,17 @@ mod task_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// The log of one attempt, for [`Store::put_task_logs`].
+#[derive(Clone, Debug)]
+pub struct TaskLogPut {
+    pub task_instance_id: i64,
+    pub attempt: i32,
+    pub content: Vec<u8>,
+    pub truncated: bool,
+    /// Size of the whole log on the worker.
+    pub original_size: u64,
+}
+
 fn count(metric: &'static str, backend: &str, outcome: &'static str) {
     metrics::counter!(metric, "backend" => backend.to_string(), "outcome" => outcome).increment(1);
 }
@@ -76,79 +87,111 @@ impl Store {
         truncated: bool,
         original_size: u64,
     ) -> Result<()> {
+        self.put_task_logs(vec![TaskLogPut {
+            task_instance_id,
+            attempt,
+            content: content.to_vec(),
+            truncated,
+            original_size,
+        }])
+        .await
+    }
+
+    /// [`Store::put_task_log`] for several attempts: their rows are written
+    /// by one statement, so a batch costs the database one write. All or
+    /// nothing for the rows; objects put in an external backend before a
+    /// failure are overwritten when the batch is shipped again.
+    pub async fn put_task_logs(&self, logs: Vec<TaskLogPut>) -> Result<()> {
         let backend = self.log_store_kind();
-        let result = self
-            .put_task_log_inner(task_instance_id, attempt, content, truncated, original_size)
-            .await;
-        match &result {
-            Ok(()) => count("orca_log_store_writes_total", backend, "ok"),
-            Err(e) => {
-                count("orca_log_store_writes_total", backend, "error");
-                tracing::warn!(
-                    task_instance_id,
-                    attempt,
-                    backend,
-                    error = %e,
-                    "storing a task log failed"
-                );
-            }
+        let n = logs.len() as u64;
+        let first = logs.first().map(|l| (l.task_instance_id, l.attempt));
+        let result = self.put_task_logs_inner(logs).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("orca_log_store_writes_total", "backend" => backend.to_string(), "outcome" => outcome)
+            .increment(n);
+        if let Err(e) = &result {
+            tracing::warn!(
+                logs = n,
+                first = ?first,
+                backend,
+                error = %e,
+                "storing task logs failed"
+            );
         }
         result
     }
 
-    async fn put_task_log_inner(
-        &self,
-        task_instance_id: i64,
-        attempt: i32,
-        content: &[u8],
-        truncated: bool,
-        original_size: u64,
-    ) -> Result<()> {
-        let size = i64::try_from(original_size).unwrap_or(i64::MAX);
-        let stored_size = i64::try_from(content.len()).unwrap_or(i64::MAX);
-        let (backend, key, bytes) = match &self.logs {
-            None => (DB.to_string(), String::new(), content.to_vec()),
-            Some(logs) => {
-                let run: Option<i64> = task_instance::Entity::find_by_id(task_instance_id)
-                    .select_only()
-                    .column(task_instance::Column::WorkflowInstanceId)
-                    .into_tuple()
-                    .one(&self.reader)
-                    .await
-                    .map_err(db_err("read task instance of a log"))?;
-                let key = object_key(run.unwrap_or(0), task_instance_id, attempt);
-                logs.put(&key, content.to_vec()).await?;
-                (logs.kind().to_string(), key, Vec::new())
-            }
+    async fn put_task_logs_inner(&self, logs: Vec<TaskLogPut>) -> Result<()> {
+        if logs.is_empty() {
+            return Ok(());
+        }
+        let mut rows = Vec::with_capacity(logs.len());
+        // Workflow instance of each log, for the object keys.
+        let runs: std::collections::HashMap<i64, i64> = match &self.logs {
+            None => Default::default(),
+            Some(_) => task_instance::Entity::find()
+                .select_only()
+                .column(task_instance::Column::Id)
+                .column(task_instance::Column::WorkflowInstanceId)
+                .filter(task_instance::Column::Id.is_in(logs.iter().map(|l| l.task_instance_id)))
+                .into_tuple::<(i64, i64)>()
+                .all(&self.reader)
+                .await
+                .map_err(db_err("read task instances of logs"))?
+                .into_iter()
+                .collect(),
         };
-        task_log::Entity::insert(task_log::ActiveModel {
-            task_instance_id: Set(task_instance_id),
-            attempt: Set(attempt),
-            content: Set(bytes),
-            truncated: Set(truncated),
-            original_size: Set(size),
-            created_at: Set(now()),
-            backend: Set(backend),
-            object_key: Set(key),
-            stored_size: Set(stored_size),
-        })
-        .on_conflict(
-            OnConflict::column(task_log::Column::TaskInstanceId)
-                .update_columns([
-                    task_log::Column::Attempt,
-                    task_log::Column::Content,
-                    task_log::Column::Truncated,
-                    task_log::Column::OriginalSize,
-                    task_log::Column::CreatedAt,
-                    task_log::Column::Backend,
-                    task_log::Column::ObjectKey,
-                    task_log::Column::StoredSize,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(&self.writer)
-        .await
-        .map_err(db_err("store task log"))?;
+        for log in logs {
+            let size = i64::try_from(log.original_size).unwrap_or(i64::MAX);
+            let stored_size = i64::try_from(log.content.len()).unwrap_or(i64::MAX);
+            let (backend, key, bytes) = match &self.logs {
+                None => (DB.to_string(), String::new(), log.content),
+                Some(store) => {
+                    let run = runs.get(&log.task_instance_id).copied().unwrap_or(0);
+                    let key = object_key(run, log.task_instance_id, log.attempt);
+                    store.put(&key, log.content).await?;
+                    (store.kind().to_string(), key, Vec::new())
+                }
+            };
+            rows.push(task_log::ActiveModel {
+                task_instance_id: Set(log.task_instance_id),
+                attempt: Set(log.attempt),
+                content: Set(bytes),
+                truncated: Set(log.truncated),
+                original_size: Set(size),
+                created_at: Set(now()),
+                backend: Set(backend),
+                object_key: Set(key),
+                stored_size: Set(stored_size),
+            });
+        }
+        // A batch naming one attempt twice keeps the last (one statement
+        // cannot update the row it inserts).
+        let mut seen = std::collections::HashSet::new();
+        rows.reverse();
+        rows.retain(|r| match &r.task_instance_id {
+            sea_orm::ActiveValue::Set(id) => seen.insert(*id),
+            _ => true,
+        });
+        rows.reverse();
+        task_log::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::column(task_log::Column::TaskInstanceId)
+                    .update_columns([
+                        task_log::Column::Attempt,
+                        task_log::Column::Content,
+                        task_log::Column::Truncated,
+                        task_log::Column::OriginalSize,
+                        task_log::Column::CreatedAt,
+                        task_log::Column::Backend,
+                        task_log::Column::ObjectKey,
+                        task_log::Column::StoredSize,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.writer)
+            .await
+            .map_err(db_err("store task logs"))?;
         Ok(())
     }
 

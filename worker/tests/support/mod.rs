@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use orca_common::registry::memory::MemoryRegistry;
@@ -30,6 +30,10 @@ struct Recorder {
     logs: watch::Sender<Vec<orca_proto::v1::ShipTaskLogRequest>>,
     refuse: Arc<AtomicUsize>,
     refused: Arc<AtomicUsize>,
+    /// Answer `ShipTaskLogs` as a master that does not know it.
+    old: Arc<AtomicBool>,
+    /// `ShipTaskLogs` calls answered.
+    batches: Arc<AtomicUsize>,
 }
 
 #[tonic::async_trait]
@@ -74,6 +78,21 @@ impl MasterService for Recorder {
             stored: true,
         }))
     }
+
+    async fn ship_task_logs(
+        &self,
+        request: Request<orca_proto::v1::ShipTaskLogsRequest>,
+    ) -> Result<Response<orca_proto::v1::ShipTaskLogsResponse>, Status> {
+        if self.old.load(Ordering::SeqCst) {
+            return Err(Status::unimplemented("not in this version"));
+        }
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        let logs = request.into_inner().logs;
+        self.logs.send_modify(|v| v.extend(logs));
+        Ok(Response::new(orca_proto::v1::ShipTaskLogsResponse {
+            stored: true,
+        }))
+    }
 }
 
 /// A master that records acknowledged events; registered as leader.
@@ -83,6 +102,8 @@ pub struct TestMaster {
     events: watch::Receiver<Vec<TaskEvent>>,
     logs: watch::Receiver<Vec<orca_proto::v1::ShipTaskLogRequest>>,
     refused: Arc<AtomicUsize>,
+    old: Arc<AtomicBool>,
+    batches: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -97,11 +118,15 @@ impl TestMaster {
         let (tx, rx) = watch::channel(Vec::new());
         let (logs_tx, logs) = watch::channel(Vec::new());
         let refused = Arc::new(AtomicUsize::new(0));
+        let old = Arc::new(AtomicBool::new(false));
+        let batches = Arc::new(AtomicUsize::new(0));
         let svc = Recorder {
             events: tx,
             logs: logs_tx,
             refuse: Arc::new(AtomicUsize::new(refuse_first)),
             refused: refused.clone(),
+            old: old.clone(),
+            batches: batches.clone(),
         };
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -130,8 +155,26 @@ impl TestMaster {
             events: rx,
             logs,
             refused,
+            old,
+            batches,
             stop: Some(stop_tx),
         }
+    }
+
+    /// From now on, answers `ShipTaskLogs` as a master of an earlier
+    /// version would (unimplemented).
+    pub fn without_batched_logs(&self) {
+        self.old.store(true, Ordering::SeqCst);
+    }
+
+    /// `ShipTaskLogs` calls answered so far.
+    pub fn log_batches(&self) -> usize {
+        self.batches.load(Ordering::SeqCst)
+    }
+
+    /// Every log shipped so far, in order of arrival.
+    pub fn logs(&self) -> Vec<orca_proto::v1::ShipTaskLogRequest> {
+        self.logs.borrow().clone()
     }
 
     /// Waits for the shipped log of task instance `tiid`.
