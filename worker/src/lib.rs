@@ -186,7 +186,8 @@ impl WorkerHandle {
             }
             // Their LOST reports reach the leader now, so it fails them
             // over at once; what is not acknowledged by the deadline stays
-            // on disk for the next start.
+            // on disk for the next start. Their logs go too.
+            w.outbox.ship_now();
             if !w.outbox.drained(deadline).await {
                 tracing::warn!(
                     "reports still unacknowledged at shutdown; sent again on the next start"

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use orca_common::registry::LeaderInfo;
 use orca_proto::v1::master_service_client::MasterServiceClient;
-use orca_proto::v1::{ReportTaskEventRequest, ShipTaskLogRequest, TaskEvent};
+use orca_proto::v1::{ReportTaskEventRequest, ShipTaskLogRequest, ShipTaskLogsRequest, TaskEvent};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint};
@@ -29,7 +29,7 @@ use crate::attempts::AttemptEntry;
 use crate::convert::StoredEvent;
 use crate::error::WorkerError;
 use crate::layout::read_json;
-use crate::terminal::{Mark, mark_async};
+use crate::terminal::{Mark, mark, mark_async};
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -38,6 +38,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Largest log shipped whole; larger ones keep their head and tail.
 const LOG_SHIP_CAP: u64 = 2 * 1024 * 1024;
 const PENDING_GAUGE: &str = "orca_worker_reports_pending";
+/// How long a finished attempt's log waits for others to ship with it.
+pub(crate) const SHIP_DELAY: Duration = Duration::from_millis(50);
+/// Most logs in one `ShipTaskLogs` call, and their most bytes together
+/// (the leader takes messages of up to 8 MiB).
+const SHIP_BATCH: usize = 64;
+const SHIP_BATCH_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Logs waiting to be shipped.
+#[derive(Default)]
+struct Shipping {
+    queue: Vec<Arc<AttemptEntry>>,
+    /// A shipper task runs (it ends when the queue is empty).
+    running: bool,
+}
 
 /// Delivery of one worker's reports.
 pub(crate) struct Outbox {
@@ -46,8 +60,10 @@ pub(crate) struct Outbox {
     leader: watch::Receiver<Option<LeaderInfo>>,
     channels: Mutex<HashMap<String, Channel>>,
     cancel: CancellationToken,
-    /// Reports being delivered.
+    /// Reports being delivered (and the log shipper, while it runs).
     pending: watch::Sender<usize>,
+    shipping: Mutex<Shipping>,
+    ship_now: tokio::sync::Notify,
 }
 
 impl Outbox {
@@ -62,6 +78,8 @@ impl Outbox {
             channels: Mutex::new(HashMap::new()),
             cancel,
             pending: watch::channel(0).0,
+            shipping: Mutex::new(Shipping::default()),
+            ship_now: tokio::sync::Notify::new(),
         })
     }
 
@@ -284,49 +302,164 @@ impl Outbox {
 
     /// Ships the log of a finished attempt to the leader (which keeps it in
     /// its log store) until stored, then marks the terminal record shipped,
-    /// so the log outlives this worker. Runs in the background.
+    /// so the log outlives this worker. Logs go in batches: a log waits up
+    /// to [`SHIP_DELAY`] for others to finish, so that a burst of short
+    /// tasks costs the leader one write, not one per task, and shipping
+    /// does not compete with the leader's next commit. Until then the API
+    /// reads the log from this worker. Runs in the background.
     pub(crate) fn ship_log(self: &Arc<Self>, entry: Arc<AttemptEntry>) {
-        let me = self.clone();
-        tokio::spawn(async move {
-            let (tiid, attempt) = (entry.key.task_instance_id, entry.key.attempt);
-            let log = entry.log_path();
-            let read =
-                tokio::task::spawn_blocking(move || crate::log::read_capped(&log, LOG_SHIP_CAP))
-                    .await;
-            let (data, truncated, original_size) = match read {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    tracing::warn!(tiid, error = %e, "cannot read the log to ship");
+        let start = {
+            let mut s = self.shipping.lock().unwrap_or_else(|e| e.into_inner());
+            s.queue.push(entry);
+            !std::mem::replace(&mut s.running, true)
+        };
+        if start {
+            let me = self.clone();
+            self.spawn_counted(me.ship_queued());
+        }
+    }
+
+    /// Ships the queued logs now rather than after [`SHIP_DELAY`] (at
+    /// shutdown, before waiting for [`Outbox::drained`]).
+    pub(crate) fn ship_now(&self) {
+        self.ship_now.notify_one();
+    }
+
+    /// The shipper: runs while logs are queued.
+    async fn ship_queued(self: Arc<Self>) {
+        loop {
+            let full = self.shipping().queue.len() >= SHIP_BATCH;
+            if !full {
+                tokio::select! {
+                    _ = self.cancel.cancelled() => {
+                        // Shipped again after the next start.
+                        self.shipping().running = false;
+                        return;
+                    }
+                    _ = tokio::time::sleep(SHIP_DELAY) => {}
+                    _ = self.ship_now.notified() => {}
+                }
+            }
+            let batch: Vec<Arc<AttemptEntry>> = {
+                let mut s = self.shipping();
+                if s.queue.is_empty() {
+                    s.running = false;
                     return;
                 }
+                let n = s.queue.len().min(SHIP_BATCH);
+                s.queue.drain(..n).collect()
+            };
+            if !self.ship_batch(batch).await {
+                self.shipping().running = false;
+                return;
+            }
+        }
+    }
+
+    fn shipping(&self) -> std::sync::MutexGuard<'_, Shipping> {
+        self.shipping.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ships `batch` in as few calls as its size allows; false when the
+    /// worker stops first.
+    async fn ship_batch(&self, batch: Vec<Arc<AttemptEntry>>) -> bool {
+        let paths: Vec<PathBuf> = batch.iter().map(|e| e.log_path()).collect();
+        let read = tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .map(|p| crate::log::read_capped(p, LOG_SHIP_CAP))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        let read = match read {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "log reader failed");
+                return true;
+            }
+        };
+        // Calls of at most SHIP_BATCH_BYTES (or one log, capped itself).
+        let mut calls: Vec<Vec<(Arc<AttemptEntry>, ShipTaskLogRequest)>> = vec![Vec::new()];
+        let mut bytes = 0u64;
+        for (entry, r) in batch.into_iter().zip(read) {
+            let (data, truncated, original_size) = match r {
+                Ok(v) => v,
                 Err(e) => {
-                    tracing::warn!(tiid, error = %e, "log reader failed");
-                    return;
+                    tracing::warn!(
+                        tiid = entry.key.task_instance_id,
+                        error = %e,
+                        "cannot read the log to ship"
+                    );
+                    continue;
                 }
             };
+            let len = data.len() as u64;
+            if bytes + len > SHIP_BATCH_BYTES && calls.last().is_some_and(|c| !c.is_empty()) {
+                calls.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += len;
             let req = ShipTaskLogRequest {
-                task_instance_id: tiid,
-                attempt,
+                task_instance_id: entry.key.task_instance_id,
+                attempt: entry.key.attempt,
                 data,
                 truncated,
                 original_size,
             };
-            let stored = me
-                .until_leader_accepts("ship log", |mut client| {
-                    let req = req.clone();
-                    async move {
-                        client
-                            .ship_task_log(req)
-                            .await
-                            .map(|r| r.into_inner().stored)
-                    }
-                })
-                .await;
-            if stored {
-                mark_async(entry, Mark::Shipped).await;
-                tracing::debug!(tiid, attempt, "log shipped");
+            if let Some(call) = calls.last_mut() {
+                call.push((entry, req));
             }
-        });
+        }
+        for call in calls.into_iter().filter(|c| !c.is_empty()) {
+            let req = ShipTaskLogsRequest {
+                logs: call.iter().map(|(_, r)| r.clone()).collect(),
+            };
+            let stored = self
+                .until_leader_accepts("ship logs", |client| ship_logs(client, req.clone()))
+                .await;
+            if !stored {
+                return false;
+            }
+            let entries: Vec<Arc<AttemptEntry>> = call.into_iter().map(|(e, _)| e).collect();
+            tracing::debug!(logs = entries.len(), "logs shipped");
+            let marked = tokio::task::spawn_blocking(move || {
+                for entry in &entries {
+                    if let Err(e) = mark(entry, Mark::Shipped) {
+                        tracing::warn!(
+                            tiid = entry.key.task_instance_id,
+                            attempt = entry.key.attempt,
+                            error = %e,
+                            "cannot record the terminal record's new state"
+                        );
+                    }
+                }
+            })
+            .await;
+            if let Err(e) = marked {
+                tracing::warn!(error = %e, "recording shipped logs panicked");
+            }
+        }
+        true
+    }
+}
+
+/// One `ShipTaskLogs` call; a leader of an earlier version, which does not
+/// know it, gets the logs one `ShipTaskLog` call at a time.
+async fn ship_logs(
+    mut client: MasterServiceClient<Channel>,
+    req: ShipTaskLogsRequest,
+) -> Result<bool, tonic::Status> {
+    match client.ship_task_logs(req.clone()).await {
+        Ok(r) => Ok(r.into_inner().stored),
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            for log in req.logs {
+                if !client.ship_task_log(log).await?.into_inner().stored {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        Err(s) => Err(s),
     }
 }
 

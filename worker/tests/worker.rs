@@ -899,3 +899,61 @@ async fn shell_scripts_behave_as_if_run_by_bash() {
     }
     worker.shutdown(true).await;
 }
+
+/// Logs of tasks that end together go to the leader in one call; a leader
+/// of an earlier version, which does not know that call, gets them one by
+/// one. Either way every log arrives, whole, and the terminal files say so.
+#[tokio::test]
+async fn logs_of_tasks_ending_together_are_shipped_together() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    let go = dir.path().join("go");
+    for tiid in 1..=4 {
+        let mut t = shell(
+            tiid,
+            master.epoch(),
+            "while [ ! -e \"${go}\" ]; do sleep 0.01; done\necho \"log of ${n}\"\n",
+        );
+        t.params = vec![
+            param("go", go.to_str().unwrap()),
+            param("n", &tiid.to_string()),
+        ];
+        assert!(dispatch(&mut c, t).await.accepted);
+    }
+    std::fs::write(&go, "").unwrap();
+    for tiid in 1..=4 {
+        let log = master.wait_log(tiid).await;
+        assert_eq!(log.data, format!("log of {tiid}\n").as_bytes());
+        assert!(!log.truncated);
+    }
+    let batches = master.log_batches();
+    assert!(
+        (1..4).contains(&batches),
+        "4 logs of tasks that ended together took {batches} calls"
+    );
+
+    master.without_batched_logs();
+    for tiid in 5..=6 {
+        assert!(
+            dispatch(&mut c, shell(tiid, master.epoch(), "echo one by one"))
+                .await
+                .accepted
+        );
+    }
+    for tiid in 5..=6 {
+        assert_eq!(master.wait_log(tiid).await.data, b"one by one\n");
+    }
+    assert_eq!(master.log_batches(), batches);
+    for tiid in 1..=6 {
+        wait_until("the terminal file says shipped", || {
+            terminal_file(&attempt_dir(dir.path(), tiid)) == Some(TERMINAL_DONE)
+        })
+        .await;
+    }
+    let shipped: Vec<i64> = master.logs().iter().map(|l| l.task_instance_id).collect();
+    assert_eq!(shipped.len(), 6, "each log once: {shipped:?}");
+    worker.shutdown(true).await;
+}
