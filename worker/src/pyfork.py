@@ -4,22 +4,35 @@
 # JSON request per line on stdin and hands each to a child of this warm
 # interpreter: the child becomes a task process (own process group, output
 # to its log, its cwd and environment) and runs the task's script as
-# `__main__`, like `python task.py` would. One child is always forked ahead
-# (the spare), waiting on a pipe for its request, so that a task does not
-# wait for fork(); the next spare is forked once the reply is sent. Replies
-# on stdout, one JSON object per line:
+# `__main__`, like `python task.py` would. One child is forked ahead (the
+# spare), waiting on a socket for its request, so that a task does not wait
+# for fork(). The task tells its exit code on that socket just before it
+# exits (the exit itself, tearing down a copy of this interpreter, takes a
+# while). Replies on stdout, one JSON object per line:
 #   {"ready": true, "exe": ..., "pid": ...}   once, at start
 #   {"id": N, "pid": P}                       the child of request N runs
 #   {"id": N, "error": "..."}                 it could not be forked
+#   {"done": P, "code": C}                    task P is ending with code C
 #   {"exit": P, "status": S}                  child P ended (waitpid status)
 # When stdin closes (the worker is gone) the server exits at once; running
 # children keep running, as tasks started by exec would, and the spare,
 # seeing its pipe close, exits.
+import builtins
+import importlib.machinery
 import json
 import os
 import selectors
 import signal
+import socket
 import sys
+import time
+import types
+
+# The spare's end of its socket: the request comes in on it, the task's
+# exit code goes out on it just before the exit.
+DONE_FD = 3
+# See main(): when the next spare is forked after a hand-off at the latest.
+REFILL_AFTER = 0.002
 
 
 def send(obj):
@@ -29,17 +42,21 @@ def send(obj):
 
 
 def reap(state):
+    # Reaps every ended child; true if any was a task.
+    tasks = False
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return tasks
         if pid == 0:
-            return
+            return tasks
         spare = state.get("spare")
         if spare is not None and spare[0] == pid:
-            os.close(spare[1])
+            spare[1].close()
             state["spare"] = None
+        else:
+            tasks = True
         send({"exit": pid, "status": status})
 
 
@@ -77,18 +94,18 @@ def watchdog(heartbeat, half):
 
 
 def fork_spare(close_fds, selector):
-    # Forks a child that waits for its request on a pipe; returns
-    # (pid, write end) to the server. Raises OSError when fork fails.
-    r, w = os.pipe()
+    # Forks a child that waits for its request on a socket; returns
+    # (pid, the server's end) to the server. Raises OSError when fork fails.
+    w, r = socket.socketpair()
     try:
         pid = os.fork()
     except OSError:
-        os.close(r)
-        os.close(w)
+        r.close()
+        w.close()
         raise
     if pid == 0:
         spare(r, w, close_fds, selector)
-    os.close(r)
+    r.close()
     try:
         os.setpgid(pid, pid)
     except OSError:
@@ -99,38 +116,65 @@ def fork_spare(close_fds, selector):
 def spare(r, w, close_fds, selector):
     # The spare child; never returns. Until its request comes it holds
     # nothing of the server's: not its pipes to the worker (so the worker
-    # sees the server end), not its selector.
+    # sees the server end), not its selector, not the sockets of running
+    # tasks. Its own socket stays open as DONE_FD, not inherited by
+    # programs the task runs.
     try:
         os.setpgid(0, 0)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         selector.close()
-        os.close(w)
+        w.close()
         for fd in close_fds:
             os.close(fd)
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        keep = os.dup2(r, 3) if r != 3 else 3
-        os.closerange(4, 1 << 20)
+        keep = os.dup2(r.detach(), DONE_FD, inheritable=False) if r.fileno() != DONE_FD else r.detach()
+        os.closerange(DONE_FD + 1, 1 << 20)
+        warm_up()
         data = b""
         while True:
             chunk = os.read(keep, 1 << 16)
             if not chunk:
                 break
             data += chunk
-        os.close(keep)
         if not data:
             os._exit(0)  # the server ended without a task for this spare
+        st = os.fstat(keep)
         req = json.loads(data)
     except BaseException:
         os._exit(127)
-    child(req)
+    child(req, (st.st_dev, st.st_ino))
 
 
-def child(req):
-    # Turns the spare into the task; never returns.
+WARM_UP = "def f(n):\n    return n if n < 2 else f(n - 1) + f(n - 2)\nprint(f(5))\n"
+
+
+def warm_up():
+    # What running a task writes to in the interpreter (type caches,
+    # allocator pools, refcounts of shared objects) is shared with the
+    # server until written: each first write copies a page. Doing that
+    # here, for a throwaway script, while no request has come, spares the
+    # task most of those copies (and their time). Output goes to /dev/null.
+    try:
+        req = json.loads(json.dumps({"env": {"ORCA_WARM_UP": "1"}, "script": "/"}))
+        os.environ.update(req["env"])
+        del os.environ["ORCA_WARM_UP"]
+        main = types.ModuleType("__main__")
+        main.__file__ = "<warm-up>"
+        main.__builtins__ = builtins
+        exec(compile(WARM_UP, "<warm-up>", "exec"), main.__dict__)
+        sys.stdout.flush()
+    except BaseException:
+        pass
+
+
+def child(req, done):
+    # Turns the spare into the task; never returns. `done` identifies the
+    # socket to tell the end on.
+    me = os.getpid()
     try:
         log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         os.dup2(log, 1)
@@ -179,20 +223,32 @@ def child(req):
         except BaseException:
             pass
     try:
-        fd = os.open(req["exit_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, b"%d\n" % code)
-        os.close(fd)
+        # Only the task's own process: a child it forked that ran on to the
+        # end of the script just exits, as it would after `python script`.
+        if os.getpid() == me:
+            fd = os.open(req["exit_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, b"%d\n" % code)
+            os.close(fd)
+            tell_done(done, code)
     finally:
         os._exit(code)
+
+
+def tell_done(done, code):
+    # Tells the server the task has ended, before the exit (tearing down
+    # the address space takes a while), on the socket the request came on:
+    # if the script has not closed it (and reused its number) meanwhile.
+    try:
+        st = os.fstat(DONE_FD)
+        if (st.st_dev, st.st_ino) == done:
+            os.write(DONE_FD, b"%d\n" % code)
+    except OSError:
+        pass
 
 
 def run(script):
     # As `python script` runs it: a fresh __main__ module (nothing of the
     # server's globals), the file compiled under its own name.
-    import builtins
-    import importlib.machinery
-    import types
-
     try:
         main = types.ModuleType("__main__")
         main.__file__ = script
@@ -230,11 +286,8 @@ def main():
             print("orca fork server: cannot preload %s: %r" % (name, e), file=sys.stderr)
     # Warm what every child uses, then keep the collector off the
     # inherited heap (children would otherwise copy the pages it touches).
-    import builtins  # noqa: F401
     import gc
-    import importlib.machinery  # noqa: F401
     import traceback  # noqa: F401
-    import types  # noqa: F401
 
     gc.freeze()
 
@@ -256,8 +309,8 @@ def main():
                 print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
 
     def handle(req):
-        # Hands the request to the spare; a spare that died meanwhile is
-        # replaced once.
+        # Hands the request to the spare (true if it was); a spare that
+        # died meanwhile is replaced once.
         for _ in range(2):
             ensure_spare()
             if state["spare"] is None:
@@ -265,25 +318,44 @@ def main():
             pid, w = state["spare"]
             state["spare"] = None
             try:
-                data = json.dumps(req).encode()
-                while data:
-                    data = data[os.write(w, data):]
-                os.close(w)
+                w.sendall(json.dumps(req).encode())
+                w.shutdown(socket.SHUT_WR)
             except OSError:
-                try:
-                    os.close(w)
-                except OSError:
-                    pass
+                w.close()
                 continue
             send({"id": req["id"], "pid": pid})
-            return
+            selector.register(w, selectors.EVENT_READ, pid)
+            return True
         send({"id": req["id"], "error": "cannot fork a task process"})
+        return False
 
     ensure_spare()
     send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
     buf = b""
+    # When to fork the next spare after a hand-off: once a task ends, or
+    # after REFILL_AFTER, whichever comes first. Forking right away would
+    # compete for the CPU with the task just started, which a short task
+    # feels; a task that ends leaves the CPU to the fork while the worker
+    # reports it and its successor is dispatched.
+    refill_at = None
     while True:
-        for key, _ in selector.select():
+        timeout = None
+        if state["spare"] is None and refill_at is not None:
+            timeout = max(0.0, refill_at - time.monotonic())
+        for key, _ in selector.select(timeout):
+            if key.data is not None:
+                # A running task's socket: its exit code, or (killed, or
+                # its script closed the socket) nothing; the exit follows.
+                refill_at = 0.0
+                try:
+                    said = key.fileobj.recv(64)
+                except OSError:
+                    said = b""
+                selector.unregister(key.fileobj)
+                key.fileobj.close()
+                if said.strip().lstrip(b"-").isdigit():
+                    send({"done": key.data, "code": int(said)})
+                continue
             if key.fd == wake_r:
                 try:
                     while os.read(wake_r, 512):
@@ -297,10 +369,12 @@ def main():
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    handle(json.loads(line))
-        reap(state)
-        # The reply is out before this fork, which runs beside the task.
-        ensure_spare()
+                if line.strip() and handle(json.loads(line)):
+                    refill_at = time.monotonic() + REFILL_AFTER
+        if reap(state):
+            refill_at = 0.0
+        if state["spare"] is None and (refill_at is None or time.monotonic() >= refill_at):
+            ensure_spare()
+            refill_at = None
 
 main()

@@ -109,6 +109,31 @@ async fn forked_tasks_behave_like_python_scripts() {
         log_of(dir.path(), 5),
         "main done\nthread done\natexit ran\n"
     );
+
+    // The task's own exit code counts, not that of a child it forked which
+    // runs on to the end of the script after the task has ended.
+    assert!(
+        dispatch(
+            &mut c,
+            python(
+                6,
+                e,
+                "import os, sys, time\nif os.fork():\n    sys.exit(3)\ntime.sleep(0.3)\nprint('child at the end')\n"
+            )
+        )
+        .await
+        .accepted
+    );
+    let ev = master.wait_terminal(6).await;
+    assert_eq!((ev.kind(), ev.exit_code), (TaskEventKind::Failure, 3));
+    let pgid = i32::try_from(ev.pid).unwrap();
+    wait_until("the forked child has ended", || {
+        live_group_members(pgid) == 0
+    })
+    .await;
+    assert_eq!(log_of(dir.path(), 6), "child at the end\n");
+    let code = std::fs::read_to_string(attempt_dir(dir.path(), 6).join("exit_code")).unwrap();
+    assert_eq!(code, "3\n");
     worker.shutdown(true).await;
 }
 
