@@ -1,9 +1,12 @@
 //! Generated gRPC code for Orca's internal protocol (master ↔ worker) and
 //! its public API (`orca.v1.OrcaApi`, served by the API server).
 //!
-//! Architecture invariant: this crate holds only `.proto` files and the code
-//! generated from them; conversions to domain types live in the crates that
-//! use them.
+//! Architecture invariant: this crate holds only `.proto` files, the code
+//! generated from them and the transport its clients run on
+//! ([`transport`]: a channel, or a direct call to a server of the same
+//! process); conversions to domain types live in the crates that use them.
+
+pub mod transport;
 
 pub mod v1 {
     #![allow(clippy::all, clippy::pedantic)]
