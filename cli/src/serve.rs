@@ -99,6 +99,7 @@ pub async fn run_master(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
             poll_interval: m.command_poll_interval,
             worker_loss_grace: m.worker_loss_grace,
+            local: None,
         },
         store,
         registry,
@@ -158,6 +159,7 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .lease_ttl
                     .saturating_sub(cfg.registry.fence_margin),
             ),
+            local: None,
         },
         registry,
     )

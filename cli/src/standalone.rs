@@ -69,6 +69,8 @@ impl Standalone {
             .with_context(|| format!("cannot open the metadata database {}", db.display()))?
             .with_log_store(logs);
         let registry = Arc::new(MemoryRegistry::new());
+        // Master and worker call each other in-process, not over loopback.
+        let local = orca_proto::transport::LocalRoutes::default();
         let worker = orca_worker::start(
             orca_worker::WorkerConfig {
                 id: None,
@@ -87,13 +89,17 @@ impl Standalone {
                 // No lease can expire in-process: tasks may outlive a crash
                 // and are re-adopted on the next start.
                 deadman: None,
+                local: Some(local.clone()),
             },
             registry.clone(),
         )
         .await
         .context("cannot start the embedded worker")?;
         let master = orca_master::start(
-            orca_master::MasterConfig::default(),
+            orca_master::MasterConfig {
+                local: Some(local),
+                ..Default::default()
+            },
             store.clone(),
             registry.clone(),
         )

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use orca_common::TaskSpec;
 use orca_common::registry::WorkerInfo;
+use orca_proto::transport::{LocalRoutes, Transport};
 use orca_proto::v1::worker_service_client::WorkerServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -114,28 +115,43 @@ impl WorkerSelector {
     }
 }
 
-/// Cached gRPC channels to workers, keyed by address.
+/// How long a worker may take to answer a call.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Clients of workers, keyed by address: in-process for a worker of this
+/// process, else over a cached gRPC channel.
 #[derive(Clone, Default)]
 pub struct WorkerClients {
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    local: Option<LocalRoutes>,
 }
 
 impl WorkerClients {
+    pub fn new(local: Option<LocalRoutes>) -> Self {
+        WorkerClients {
+            channels: Arc::default(),
+            local,
+        }
+    }
+
     pub fn client(
         &self,
         addr: &str,
-    ) -> Result<WorkerServiceClient<Channel>, tonic::transport::Error> {
+    ) -> Result<WorkerServiceClient<Transport>, tonic::transport::Error> {
+        if let Some(service) = self.local.as_ref().and_then(|l| l.get(addr)) {
+            return Ok(WorkerServiceClient::new(Transport::Local(service)));
+        }
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ch) = map.get(addr) {
-            return Ok(WorkerServiceClient::new(ch.clone()));
+            return Ok(WorkerServiceClient::new(Transport::Remote(ch.clone())));
         }
         let ch = Endpoint::from_shared(addr.to_string())?
             .tcp_nodelay(true)
             .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(10))
+            .timeout(CALL_TIMEOUT)
             .connect_lazy();
         map.insert(addr.to_string(), ch.clone());
-        Ok(WorkerServiceClient::new(ch))
+        Ok(WorkerServiceClient::new(Transport::Remote(ch)))
     }
 }
 

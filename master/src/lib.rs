@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use orca_common::registry::{MasterInfo, Registry};
+use orca_proto::transport::{LocalRegistration, LocalRoutes, LocalService};
 use orca_proto::v1::master_service_server::MasterServiceServer;
 use orca_store::Store;
 use tokio::net::TcpListener;
@@ -38,6 +39,9 @@ pub struct MasterConfig {
     /// How long a worker that vanished from the registry may take to come
     /// back before its attempts are failed over.
     pub worker_loss_grace: Duration,
+    /// Servers of this process (`orca standalone`): this master serves
+    /// workers of the process in-process, and reaches theirs that way.
+    pub local: Option<LocalRoutes>,
 }
 
 impl Default for MasterConfig {
@@ -49,6 +53,7 @@ impl Default for MasterConfig {
             policy: Policy::default(),
             poll_interval: Duration::from_secs(1),
             worker_loss_grace: Duration::from_secs(5),
+            local: None,
         }
     }
 }
@@ -61,6 +66,7 @@ pub struct MasterHandle {
     leader: LeaderSlot,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    _local: Option<LocalRegistration>,
 }
 
 impl MasterHandle {
@@ -97,7 +103,9 @@ impl MasterHandle {
 
     /// Stops serving; a leader resigns so a standby takes over at once
     /// instead of after the lease TTL.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        // In-process callers now fail as network ones will.
+        drop(self._local.take());
         let _ = self.shutdown.send(true);
         for mut t in self.tasks {
             if tokio::time::timeout(Duration::from_secs(5), &mut t)
@@ -136,6 +144,10 @@ pub async fn start(
         store: store.clone(),
     })
     .max_decoding_message_size(8 * 1024 * 1024);
+    let local = config
+        .local
+        .as_ref()
+        .map(|routes| routes.register(&advertised, LocalService::new(svc.clone(), None)));
     // gRPC health: the master service is SERVING only on the leader, so
     // load balancers and probes can tell the leader from standbys.
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -187,6 +199,7 @@ pub async fn start(
         leader,
         shutdown: shutdown_tx,
         tasks: vec![server, leader_loop],
+        _local: local,
     })
 }
 
@@ -269,6 +282,7 @@ impl LeaderLoop {
                         policy: config.policy,
                         poll_interval: config.poll_interval,
                         worker_loss_grace: config.worker_loss_grace,
+                        local: config.local.clone(),
                     },
                     leadership.lost.clone(),
                     tx,

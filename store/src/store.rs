@@ -104,6 +104,10 @@ impl Store {
                 // long-lived connections also keep their statement caches warm.
                 .idle_timeout(None)
                 .max_lifetime(None)
+                // A local file does not drop connections: pinging one on
+                // every acquire would only add a round trip to the
+                // connection's thread before each transaction.
+                .test_before_acquire(false)
                 .sqlx_logging(false)
                 .map_sqlx_sqlite_opts(|o| {
                     o.journal_mode(SqliteJournalMode::Wal)

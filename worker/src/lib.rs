@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orca_common::registry::Registry;
+use orca_proto::transport::{LocalRegistration, LocalRoutes, LocalService};
 use orca_proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -60,6 +61,10 @@ use crate::worker::Worker;
 
 /// How often the advertised load figures are refreshed in the registry.
 const LOAD_REFRESH: Duration = Duration::from_secs(5);
+
+/// How long a master's in-process call may take to get its answer (as
+/// its channels' timeout).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long `shutdown(true)` waits beyond the kill grace for tasks to end.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
@@ -113,6 +118,9 @@ pub struct WorkerConfig {
     /// shipped are deleted (dir, tenant work dir, in-memory entry) this
     /// long after both were done; `None` keeps them forever.
     pub attempt_retention: Option<Duration>,
+    /// Servers of this process (`orca standalone`): this worker serves a
+    /// master of the process in-process, and reports to it that way.
+    pub local: Option<LocalRoutes>,
 }
 
 impl WorkerConfig {
@@ -136,6 +144,7 @@ impl WorkerConfig {
             running_delay: DEFAULT_RUNNING_DELAY,
             deadman: None,
             attempt_retention: Some(Duration::from_secs(24 * 3600)),
+            local: None,
         }
     }
 }
@@ -144,6 +153,7 @@ impl WorkerConfig {
 pub struct WorkerHandle {
     worker: Arc<Worker>,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    local: Option<LocalRegistration>,
 }
 
 impl WorkerHandle {
@@ -167,7 +177,9 @@ impl WorkerHandle {
     /// dirs if not yet delivered) and the registry lease is revoked. Without, tasks keep
     /// running and the lease is left to expire: a worker started later on
     /// the same data dir adopts them.
-    pub async fn shutdown(self, kill_tasks: bool) {
+    pub async fn shutdown(mut self, kill_tasks: bool) {
+        // In-process callers now fail as network ones will.
+        drop(self.local.take());
         let w = &self.worker;
         if kill_tasks {
             let running = w.attempts.running();
@@ -250,7 +262,12 @@ pub async fn start(
     })?;
     let cancel = CancellationToken::new();
     let leader = registry.watch_leader();
-    let outbox = Outbox::new(layout.legacy_outbox_dir(), leader.clone(), cancel.clone());
+    let outbox = Outbox::new(
+        layout.legacy_outbox_dir(),
+        leader.clone(),
+        cancel.clone(),
+        config.local.clone(),
+    );
     let max_epoch = worker::load_epoch(&layout);
     let worker = Arc::new(Worker::new(
         id,
@@ -267,6 +284,17 @@ pub async fn start(
     };
 
     let server = tokio::spawn(serve(worker.clone(), listener));
+    // Before the registry knows this worker: a master of this process
+    // dispatches to it in-process from the first task on.
+    let local = worker.config.local.as_ref().map(|routes| {
+        let svc = WorkerServiceServer::new(service::WorkerGrpc {
+            worker: worker.clone(),
+        });
+        routes.register(
+            &worker.info().addr,
+            LocalService::new(svc, Some(CALL_TIMEOUT)),
+        )
+    });
 
     let lease = match registry.register_worker(worker.info()).await {
         Ok(lease) => lease,
@@ -321,7 +349,11 @@ pub async fn start(
         worker = %worker.id, %addr, adopted, ended_while_away = recovery.reported_now,
         known = recovery.known, resent, resent_legacy, "worker started"
     );
-    Ok(WorkerHandle { worker, server })
+    Ok(WorkerHandle {
+        worker,
+        server,
+        local,
+    })
 }
 
 async fn serve(

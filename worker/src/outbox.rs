@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use orca_common::registry::LeaderInfo;
+use orca_proto::transport::{LocalRoutes, Transport};
 use orca_proto::v1::master_service_client::MasterServiceClient;
 use orca_proto::v1::{ReportTaskEventRequest, ShipTaskLogRequest, ShipTaskLogsRequest, TaskEvent};
 use tokio::sync::watch;
@@ -59,6 +60,8 @@ pub(crate) struct Outbox {
     legacy_dir: PathBuf,
     leader: watch::Receiver<Option<LeaderInfo>>,
     channels: Mutex<HashMap<String, Channel>>,
+    /// A leader of this process is called in-process.
+    local: Option<LocalRoutes>,
     cancel: CancellationToken,
     /// Reports being delivered (and the log shipper, while it runs).
     pending: watch::Sender<usize>,
@@ -71,8 +74,10 @@ impl Outbox {
         legacy_dir: PathBuf,
         leader: watch::Receiver<Option<LeaderInfo>>,
         cancel: CancellationToken,
+        local: Option<LocalRoutes>,
     ) -> Arc<Self> {
         Arc::new(Outbox {
+            local,
             legacy_dir,
             leader,
             channels: Mutex::new(HashMap::new()),
@@ -165,10 +170,13 @@ impl Outbox {
         Ok(found)
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, WorkerError> {
+    fn channel(&self, addr: &str) -> Result<Transport, WorkerError> {
+        if let Some(service) = self.local.as_ref().and_then(|l| l.get(addr)) {
+            return Ok(Transport::Local(service));
+        }
         let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ch) = channels.get(addr) {
-            return Ok(ch.clone());
+            return Ok(Transport::Remote(ch.clone()));
         }
         let ch = Endpoint::from_shared(addr.to_string())
             .map_err(|source| WorkerError::BadMasterAddr {
@@ -179,7 +187,7 @@ impl Outbox {
             .tcp_nodelay(true)
             .connect_lazy();
         channels.insert(addr.to_string(), ch.clone());
-        Ok(ch)
+        Ok(Transport::Remote(ch))
     }
 
     /// Calls `send` against the current leader until it returns true,
@@ -187,7 +195,7 @@ impl Outbox {
     /// tries. False when the worker shuts down first.
     async fn until_leader_accepts<F, Fut>(&self, what: &str, mut send: F) -> bool
     where
-        F: FnMut(MasterServiceClient<Channel>) -> Fut,
+        F: FnMut(MasterServiceClient<Transport>) -> Fut,
         Fut: std::future::Future<Output = Result<bool, tonic::Status>>,
     {
         let mut leader = self.leader.clone();
@@ -446,7 +454,7 @@ impl Outbox {
 /// One `ShipTaskLogs` call; a leader of an earlier version, which does not
 /// know it, gets the logs one `ShipTaskLog` call at a time.
 async fn ship_logs(
-    mut client: MasterServiceClient<Channel>,
+    mut client: MasterServiceClient<Transport>,
     req: ShipTaskLogsRequest,
 ) -> Result<bool, tonic::Status> {
     match client.ship_task_logs(req.clone()).await {

@@ -433,6 +433,7 @@ mod tests {
             dir.path().join("outbox"),
             reg.watch_leader(),
             cancel.clone(),
+            None,
         );
         let addr: SocketAddr = "127.0.0.1:7000".parse().unwrap();
         let w = Arc::new(Worker::new(

@@ -137,6 +137,8 @@ pub(crate) struct EngineSetup {
     pub policy: crate::dispatch::Policy,
     pub poll_interval: Duration,
     pub worker_loss_grace: Duration,
+    /// Workers of this process, reached in-process.
+    pub local: Option<orca_proto::transport::LocalRoutes>,
 }
 
 pub(crate) async fn run(
@@ -153,6 +155,7 @@ pub(crate) async fn run(
         policy,
         poll_interval,
         worker_loss_grace,
+        local,
     } = setup;
     let workers = registry.watch_workers();
     let mut engine = Engine {
@@ -160,7 +163,7 @@ pub(crate) async fn run(
         epoch,
         master_addr,
         workers,
-        clients: WorkerClients::default(),
+        clients: WorkerClients::new(local),
         selector: WorkerSelector::new(policy),
         tx,
         runs: HashMap::new(),
