@@ -504,6 +504,38 @@ async fn apply_is_all_or_nothing(db: &TestDb) {
         .await;
     assert!(matches!(dup, Err(StoreError::Db(_))), "{dup:?}");
     assert_eq!(store.task_instances(wi.id).await.unwrap().len(), 1);
+
+    // Several inserts among updates: each id is its own row's, in order.
+    let first = store.task_instances(wi.id).await.unwrap()[0].id;
+    let ids = store
+        .apply(
+            1,
+            vec![
+                Write::InsertTaskInstance(new_task(wi.id, "a", 1)),
+                Write::UpdateTaskInstance {
+                    id: first,
+                    update: TaskInstanceUpdate {
+                        last_seq: Some(2),
+                        ..Default::default()
+                    },
+                },
+                Write::InsertTaskInstance(new_task(wi.id, "b", 1)),
+                Write::InsertTaskInstance(new_task(wi.id, "c", 1)),
+            ],
+        )
+        .await
+        .unwrap();
+    let rows = store.task_instances(wi.id).await.unwrap();
+    let name_of = |id: i64| {
+        rows.iter()
+            .find(|r| r.id == id)
+            .map(|r| r.task_name.clone())
+    };
+    let names: Vec<_> = ids.iter().map(|&id| name_of(id)).collect();
+    assert_eq!(
+        names,
+        [Some("a".to_string()), Some("b".into()), Some("c".into())]
+    );
 }
 
 async fn fencing_rejects_stale_epochs(db: &TestDb) {

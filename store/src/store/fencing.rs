@@ -11,8 +11,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryTrait, TryInsertResult,
 };
 
 use super::convert::{
@@ -101,18 +101,9 @@ impl Store {
     async fn begin_fenced(&self, epoch: u64, op: &'static str) -> Result<DatabaseTransaction> {
         let e = epoch_to_db(epoch)?;
         let txn = self.begin_write(op).await?;
-        let checked = leader_epoch::Entity::update_many()
-            .col_expr(
-                leader_epoch::Column::Epoch,
-                Expr::col(leader_epoch::Column::Epoch),
-            )
-            .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
-            .filter(leader_epoch::Column::Epoch.eq(e))
-            .exec(&txn)
-            .await
-            .map_err(db_err(op));
+        let checked = txn.execute(&fence_statement(e)).await.map_err(db_err(op));
         let err = match checked {
-            Ok(r) if r.rows_affected == 1 => return Ok(txn),
+            Ok(r) if r.rows_affected() == 1 => return Ok(txn),
             Ok(_) => match read_epoch(&txn, op).await {
                 Ok(current) => StoreError::Fenced {
                     mine: epoch,
@@ -157,16 +148,108 @@ impl Store {
     /// Applies `writes` in order in one fenced transaction and returns the ids
     /// of the inserted task instances, in order. An empty batch returns
     /// `Ok(vec![])` without touching the database.
+    ///
+    /// On SQLite the fence and every write go to the database as one
+    /// multi-statement call (each statement still with bound values), not
+    /// one call each: every call is a round trip to the connection's thread,
+    /// and this batch is on the path from a task's end to the next task's
+    /// start. Should any statement not change exactly one row (a stale
+    /// epoch, a missing row), the transaction is rolled back and the batch
+    /// applied statement by statement, which says which one failed.
     pub async fn apply(&self, epoch: u64, writes: Vec<Write>) -> Result<Vec<i64>> {
         const OP: &str = "apply writes";
         if writes.is_empty() {
             return Ok(Vec::new());
         }
         let e = epoch_to_db(epoch)?;
+        let stmts = writes
+            .into_iter()
+            .map(|w| statement(e, w))
+            .collect::<Result<Vec<_>>>()?;
+        if self.backend == DbBackend::Sqlite
+            && let Some(ids) = self.apply_batched(e, &stmts).await?
+        {
+            return Ok(ids);
+        }
         let txn = self.begin_fenced(epoch, OP).await?;
-        let result = apply_in(&txn, e, writes).await;
+        let result = apply_in(&txn, stmts).await;
         finish(txn, result, OP).await
     }
+
+    /// The SQLite fast path of [`Store::apply`]: `None` when a statement
+    /// did not change exactly one row (rolled back; nothing applied).
+    async fn apply_batched(&self, epoch: i64, stmts: &[Stmt]) -> Result<Option<Vec<i64>>> {
+        const OP: &str = "apply writes";
+        use sea_orm::sea_query::SqliteQueryBuilder as Sqlite;
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        let mut add = |(text, vals): (String, sea_orm::sea_query::Values)| {
+            sql.push_str(&text);
+            sql.push_str(";\n");
+            values.extend(vals.0);
+        };
+        add(fence_statement(epoch).build(Sqlite));
+        let mut inserts = 0i64;
+        for stmt in stmts {
+            match stmt {
+                Stmt::Insert(i) => {
+                    inserts += 1;
+                    add(i.as_query().build(Sqlite));
+                }
+                Stmt::Update { stmt, .. } => add(stmt.build(Sqlite)),
+            }
+        }
+        let txn = self.begin_write(OP).await?;
+        let done = txn
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                sql,
+                values,
+            ))
+            .await;
+        match done {
+            Ok(r) if r.rows_affected() == stmts.len() as u64 + 1 => {
+                // One connection, one transaction: the inserts got
+                // consecutive rowids, the last one's is reported.
+                let last = i64::try_from(r.last_insert_id()).unwrap_or(0);
+                txn.commit().await.map_err(db_err(OP))?;
+                Ok(Some((last - inserts + 1..=last).collect()))
+            }
+            other => {
+                tracing::debug!(
+                    outcome = ?other.map(|r| r.rows_affected()),
+                    statements = stmts.len() + 1,
+                    "batched apply did not change one row per statement; applying one by one"
+                );
+                if let Err(e) = txn.rollback().await {
+                    tracing::warn!(error = %e, "rollback of a batched apply failed");
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// `UPDATE leader_epoch SET epoch = epoch WHERE id = 1 AND epoch = $mine`.
+fn fence_statement(epoch: i64) -> sea_orm::sea_query::UpdateStatement {
+    leader_epoch::Entity::update_many()
+        .col_expr(
+            leader_epoch::Column::Epoch,
+            Expr::col(leader_epoch::Column::Epoch),
+        )
+        .filter(leader_epoch::Column::Id.eq(LEADER_ROW))
+        .filter(leader_epoch::Column::Epoch.eq(epoch))
+        .into_query()
+}
+
+/// One write as a statement; an update must change exactly one row.
+enum Stmt {
+    Insert(sea_orm::Insert<task_instance::ActiveModel>),
+    Update {
+        stmt: sea_orm::sea_query::UpdateStatement,
+        what: &'static str,
+        id: i64,
+    },
 }
 
 async fn start_in(
@@ -245,49 +328,23 @@ async fn start_in(
     Ok(WorkflowInstanceRow { id, ..row })
 }
 
-async fn apply_in(txn: &DatabaseTransaction, epoch: i64, writes: Vec<Write>) -> Result<Vec<i64>> {
+async fn apply_in(txn: &DatabaseTransaction, stmts: Vec<Stmt>) -> Result<Vec<i64>> {
     const OP: &str = "apply writes";
     let mut ids = Vec::new();
-    for write in writes {
-        match write {
-            Write::InsertTaskInstance(new) => ids.push(insert_task(txn, epoch, new).await?),
-            Write::ConsumeCommand { id } => {
-                let res = command::Entity::update_many()
-                    .col_expr(command::Column::ConsumedAt, Expr::value(now()))
-                    .filter(command::Column::Id.eq(id))
+    for stmt in stmts {
+        match stmt {
+            Stmt::Insert(insert) => {
+                let res = insert
                     .exec(txn)
                     .await
-                    .map_err(db_err(OP))?;
-                if res.rows_affected == 0 {
-                    return Err(StoreError::NotFound {
-                        what: "command",
-                        id: id.to_string(),
-                    });
-                }
+                    .map_err(db_err("apply writes: insert task instance"))?;
+                ids.push(res.last_insert_id);
             }
-            Write::UpdateTaskInstance { id, update } => update_task(txn, epoch, id, update).await?,
-            Write::UpdateWorkflowInstance {
-                id,
-                state,
-                end_time,
-            } => {
-                let res = workflow_instance::Entity::update_many()
-                    .col_expr(
-                        workflow_instance::Column::State,
-                        Expr::value(state.as_str()),
-                    )
-                    .col_expr(
-                        workflow_instance::Column::EndTime,
-                        Expr::value(ts_opt(end_time)),
-                    )
-                    .col_expr(workflow_instance::Column::Epoch, Expr::value(epoch))
-                    .filter(workflow_instance::Column::Id.eq(id))
-                    .exec(txn)
-                    .await
-                    .map_err(db_err(OP))?;
-                if res.rows_affected == 0 {
+            Stmt::Update { stmt, what, id } => {
+                let res = txn.execute(&stmt).await.map_err(db_err(OP))?;
+                if res.rows_affected() == 0 {
                     return Err(StoreError::NotFound {
-                        what: "workflow instance",
+                        what,
                         id: id.to_string(),
                     });
                 }
@@ -297,8 +354,47 @@ async fn apply_in(txn: &DatabaseTransaction, epoch: i64, writes: Vec<Write>) -> 
     Ok(ids)
 }
 
-async fn insert_task(txn: &DatabaseTransaction, epoch: i64, new: NewTaskInstance) -> Result<i64> {
-    let res = task_instance::Entity::insert(task_instance::ActiveModel {
+fn statement(epoch: i64, write: Write) -> Result<Stmt> {
+    Ok(match write {
+        Write::InsertTaskInstance(new) => Stmt::Insert(insert_task(epoch, new)),
+        Write::ConsumeCommand { id } => Stmt::Update {
+            stmt: command::Entity::update_many()
+                .col_expr(command::Column::ConsumedAt, Expr::value(now()))
+                .filter(command::Column::Id.eq(id))
+                .into_query(),
+            what: "command",
+            id,
+        },
+        Write::UpdateTaskInstance { id, update } => Stmt::Update {
+            stmt: update_task(epoch, id, update)?,
+            what: "task instance",
+            id,
+        },
+        Write::UpdateWorkflowInstance {
+            id,
+            state,
+            end_time,
+        } => Stmt::Update {
+            stmt: workflow_instance::Entity::update_many()
+                .col_expr(
+                    workflow_instance::Column::State,
+                    Expr::value(state.as_str()),
+                )
+                .col_expr(
+                    workflow_instance::Column::EndTime,
+                    Expr::value(ts_opt(end_time)),
+                )
+                .col_expr(workflow_instance::Column::Epoch, Expr::value(epoch))
+                .filter(workflow_instance::Column::Id.eq(id))
+                .into_query(),
+            what: "workflow instance",
+            id,
+        },
+    })
+}
+
+fn insert_task(epoch: i64, new: NewTaskInstance) -> sea_orm::Insert<task_instance::ActiveModel> {
+    task_instance::Entity::insert(task_instance::ActiveModel {
         workflow_instance_id: Set(new.workflow_instance_id),
         task_name: Set(new.task_name),
         attempt: Set(new.attempt),
@@ -318,18 +414,13 @@ async fn insert_task(txn: &DatabaseTransaction, epoch: i64, new: NewTaskInstance
         epoch: Set(epoch),
         ..Default::default()
     })
-    .exec(txn)
-    .await
-    .map_err(db_err("apply writes: insert task instance"))?;
-    Ok(res.last_insert_id)
 }
 
-async fn update_task(
-    txn: &DatabaseTransaction,
+fn update_task(
     epoch: i64,
     id: i64,
     u: TaskInstanceUpdate,
-) -> Result<()> {
+) -> Result<sea_orm::sea_query::UpdateStatement> {
     use task_instance::Column as C;
     let mut q = task_instance::Entity::update_many().col_expr(C::Epoch, Expr::value(epoch));
     if let Some(v) = u.state {
@@ -365,16 +456,5 @@ async fn update_task(
     if let Some(v) = u.last_seq {
         q = q.col_expr(C::LastSeq, Expr::value(v));
     }
-    let res = q
-        .filter(C::Id.eq(id))
-        .exec(txn)
-        .await
-        .map_err(db_err("apply writes: update task instance"))?;
-    if res.rows_affected == 0 {
-        return Err(StoreError::NotFound {
-            what: "task instance",
-            id: id.to_string(),
-        });
-    }
-    Ok(())
+    Ok(q.filter(C::Id.eq(id)).into_query())
 }
