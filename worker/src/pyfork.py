@@ -25,14 +25,11 @@ import selectors
 import signal
 import socket
 import sys
-import time
 import types
 
 # The spare's end of its socket: the request comes in on it, the task's
 # exit code goes out on it just before the exit.
 DONE_FD = 3
-# See main(): when the next spare is forked after a hand-off at the latest.
-REFILL_AFTER = 0.002
 
 
 def send(obj):
@@ -42,21 +39,17 @@ def send(obj):
 
 
 def reap(state):
-    # Reaps every ended child; true if any was a task.
-    tasks = False
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return tasks
+            return
         if pid == 0:
-            return tasks
+            return
         spare = state.get("spare")
         if spare is not None and spare[0] == pid:
             spare[1].close()
             state["spare"] = None
-        else:
-            tasks = True
         send({"exit": pid, "status": status})
 
 
@@ -230,6 +223,10 @@ def child(req, done):
             os.write(fd, b"%d\n" % code)
             os.close(fd)
             tell_done(done, code)
+            # Tearing down this copy of the interpreter is the exit's main
+            # cost; with the end told, it may wait for the CPU while the
+            # worker reports the end and the next task is dispatched.
+            os.nice(19)
     finally:
         os._exit(code)
 
@@ -309,8 +306,8 @@ def main():
                 print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
 
     def handle(req):
-        # Hands the request to the spare (true if it was); a spare that
-        # died meanwhile is replaced once.
+        # Hands the request to the spare; a spare that died meanwhile is
+        # replaced once.
         for _ in range(2):
             ensure_spare()
             if state["spare"] is None:
@@ -325,28 +322,17 @@ def main():
                 continue
             send({"id": req["id"], "pid": pid})
             selector.register(w, selectors.EVENT_READ, pid)
-            return True
+            return
         send({"id": req["id"], "error": "cannot fork a task process"})
-        return False
 
     ensure_spare()
     send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
     buf = b""
-    # When to fork the next spare after a hand-off: once a task ends, or
-    # after REFILL_AFTER, whichever comes first. Forking right away would
-    # compete for the CPU with the task just started, which a short task
-    # feels; a task that ends leaves the CPU to the fork while the worker
-    # reports it and its successor is dispatched.
-    refill_at = None
     while True:
-        timeout = None
-        if state["spare"] is None and refill_at is not None:
-            timeout = max(0.0, refill_at - time.monotonic())
-        for key, _ in selector.select(timeout):
+        for key, _ in selector.select():
             if key.data is not None:
                 # A running task's socket: its exit code, or (killed, or
                 # its script closed the socket) nothing; the exit follows.
-                refill_at = 0.0
                 try:
                     said = key.fileobj.recv(64)
                 except OSError:
@@ -369,12 +355,12 @@ def main():
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                if line.strip() and handle(json.loads(line)):
-                    refill_at = time.monotonic() + REFILL_AFTER
-        if reap(state):
-            refill_at = 0.0
-        if state["spare"] is None and (refill_at is None or time.monotonic() >= refill_at):
+                if line.strip():
+                    handle(json.loads(line))
+        reap(state)
+        # The reply is out before this fork, which runs beside the task
+        # (while the worker, waiting for the task, has little to do).
+        if state["spare"] is None:
             ensure_spare()
-            refill_at = None
 
 main()
