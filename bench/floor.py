@@ -9,6 +9,14 @@ that each Orca figure can be read as "x above the floor".
                        median of 30)
   python3_path_start_ms  `python3 -c pass` through PATH as found (a pyenv
                        shim here is a shell script: median of 10)
+  python_fork_exit_ms  fork a warm interpreter (Orca's, with the modules its
+                       fork server loads) whose child exits at once, until it
+                       is reaped: the
+                       least a process-isolated Python task costs when forked
+                       from a warm interpreter, as Orca's fork server does
+                       (median of 200)
+  python_fork_cpu_ms   CPU time of parent and child per such fork (copying
+                       page tables, copy-on-write faults, tearing down)
   grpc_rtt_ms          loopback unary gRPC round trip, grpcio echo server
                        and client in one process (median of 1000; Python's
                        grpcio costs more per call than Rust's tonic)
@@ -56,6 +64,39 @@ def fork_exec():
     # std::process::Command spawns a task.
     pid = os.posix_spawn("/bin/true", ["/bin/true"], os.environ)
     os.waitpid(pid, 0)
+
+
+# Run by the interpreter Orca's tasks use, with what Orca's fork server
+# imports loaded (see worker/src/pyfork.py): fork; the child exits at once;
+# reap. Prints the median fork -> reaped time and the CPU per fork (parent
+# + child), in ms.
+FORK_FLOOR = """
+import builtins, gc, importlib.machinery, json, os, resource, selectors, signal, socket, statistics, sys, time, traceback, types
+gc.freeze()
+def cpu():
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+def one():
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+for _ in range(10):
+    one()
+before, xs = cpu(), []
+for _ in range(200):
+    t = time.perf_counter()
+    one()
+    xs.append((time.perf_counter() - t) * 1000)
+print(json.dumps([statistics.median(xs), (cpu() - before) * 1000 / 200]))
+"""
+
+
+def python_fork_exit(python):
+    out = subprocess.run([python, "-c", FORK_FLOOR], capture_output=True, text=True, check=True)
+    wall, cpu = json.loads(out.stdout)
+    return wall, cpu
 
 
 def spawn(argv):
@@ -147,6 +188,7 @@ def main():
     r["python_start_interpreter"] = orca_py
     r["python3_path_start_ms"] = timed(spawn([path_py, "-c", "pass"]), 10, warm=1)
     r["python3_path"] = path_py
+    r["python_fork_exit_ms"], r["python_fork_cpu_ms"] = python_fork_exit(orca_py)
     r["grpc_rtt_ms"] = grpc_rtt()
     with tempfile.TemporaryDirectory(prefix="orca-floor-") as tmp:
         r["sqlite_commit_ms"] = sqlite_commit(tmp)

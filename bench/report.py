@@ -48,6 +48,8 @@ FLOOR = [
     ("fork_exec_true_ms", "spawn `/bin/true` + wait: posix_spawn = vfork + exec, as Rust's Command (median of 1000)", "ms"),
     ("python_start_ms", "`python -c pass`, the interpreter Orca's Python tasks start (median of 30)", "ms"),
     ("python3_path_start_ms", "`python3 -c pass` through PATH as found (median of 10)", "ms"),
+    ("python_fork_exit_ms", "fork a warm Python interpreter, child exits at once, until reaped (median of 200)", "ms"),
+    ("python_fork_cpu_ms", "CPU of parent + child per such fork (page tables, copy-on-write, teardown)", "ms"),
     ("grpc_rtt_ms", "loopback unary gRPC round trip, Python grpcio (median of 1000)", "ms"),
     ("sqlite_commit_ms", "one INSERT + COMMIT, SQLite WAL, synchronous=FULL (median of 200)", "ms"),
     ("pg_commit_ms", "one INSERT + COMMIT, PostgreSQL, synchronous_commit=on (median of 200)", "ms"),
@@ -331,17 +333,18 @@ def main():
     f = {k: (statistics.median(v) if v else None) for k, v in fl.items()}
     o = lambda w, k: med(data, "orca", w, k)  # noqa: E731
     rows = []
-    if f.get("grpc_rtt_ms") is not None and f.get("sqlite_commit_ms") is not None:
-        # A hop: the worker reports the end (one RPC), the leader commits it,
-        # dispatches the successor (one RPC) and the worker spawns it.
-        # (The task's start is stamped by the worker when it spawns the task.)
-        hop_floor = 2 * f["grpc_rtt_ms"] + f["sqlite_commit_ms"]
+    if f.get("sqlite_commit_ms") is not None:
+        # A hop: the worker reports the end, the leader commits it and
+        # dispatches the successor, the worker starts it. In standalone the
+        # two calls are in-process (no RPC), so the floor is the commit.
+        # (The task's start is stamped by the worker when it starts the task.)
+        hop_floor = f["sqlite_commit_ms"]
         for k, label in (("hop_p50_ms", "W5 hop p50"), ("hop_p99_ms", "W5 hop p99")):
             if o("W5", k) is not None:
-                rows.append((label, o("W5", k), "2 gRPC RTT + 1 SQLite commit", hop_floor))
-        if o("W1", "span_s_median") is not None and f.get("python_start_ms") is not None:
+                rows.append((label, o("W5", k), "1 SQLite commit (calls in-process)", hop_floor))
+        if o("W1", "span_s_median") is not None and f.get("python_fork_exit_ms") is not None:
             rows.append(("W1 per task (span ÷ 40)", o("W1", "span_s_median") * 1000 / 40,
-                         "1 Python start + 1 hop floor", f["python_start_ms"] + hop_floor))
+                         "1 warm Python fork + exit + 1 hop floor", f["python_fork_exit_ms"] + hop_floor))
         if o("W3", "span_s_median") is not None:
             rows.append(("W3 span", o("W3", "span_s_median") * 1000,
                          "3 levels of (hop floor) + 102 fork/exec ÷ cores",
@@ -356,8 +359,8 @@ def main():
     if rows:
         p("### Orca above the floor")
         p("")
-        p("A rough lower bound for each figure, built from the floor's medians. It errs high where "
-          "it counts gRPC: Orca's tonic costs less per call than the Python grpcio measured here. "
+        p("A rough lower bound for each figure, built from the floor's medians. Standalone's "
+          "master and worker call each other in-process, so a hop's floor is one commit. "
           "It errs low for W3 and W4, which it treats as perfectly parallel over the cores, "
           "ignoring the worker's 8 slots.")
         p("")
