@@ -1,7 +1,8 @@
 # Orca's Python fork server (see worker/src/pyfork.rs).
 #
 # Started once per worker as `python -u -c <this> <preload json>`. Reads one
-# JSON request per line on stdin and hands each to a child of this warm
+# request per line on stdin (its id, a space, the request as JSON, which
+# the server passes on unparsed) and hands each to a child of this warm
 # interpreter: the child becomes a task process (own process group, output
 # to its log, its cwd and environment) and runs the task's script as
 # `__main__`, like `python task.py` would. One child is forked ahead (the
@@ -33,7 +34,10 @@ DONE_FD = 3
 
 
 def send(obj):
-    data = (json.dumps(obj) + "\n").encode()
+    send_line((json.dumps(obj) + "\n").encode())
+
+
+def send_line(data):
     while data:
         data = data[os.write(1, data):]
 
@@ -50,7 +54,7 @@ def reap(state):
         if spare is not None and spare[0] == pid:
             spare[1].close()
             state["spare"] = None
-        send({"exit": pid, "status": status})
+        send_line(b'{"exit":%d,"status":%d}\n' % (pid, status))
 
 
 def exit_code_of(exc):
@@ -305,9 +309,9 @@ def main():
             except OSError as e:
                 print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
 
-    def handle(req):
-        # Hands the request to the spare; a spare that died meanwhile is
-        # replaced once.
+    def handle(ident, req):
+        # Hands request `ident` (its JSON bytes) to the spare; a spare that
+        # died meanwhile is replaced once.
         for _ in range(2):
             ensure_spare()
             if state["spare"] is None:
@@ -315,15 +319,15 @@ def main():
             pid, w = state["spare"]
             state["spare"] = None
             try:
-                w.sendall(json.dumps(req).encode())
+                w.sendall(req)
                 w.shutdown(socket.SHUT_WR)
             except OSError:
                 w.close()
                 continue
-            send({"id": req["id"], "pid": pid})
+            send_line(b'{"id":%d,"pid":%d}\n' % (ident, pid))
             selector.register(w, selectors.EVENT_READ, pid)
             return
-        send({"id": req["id"], "error": "cannot fork a task process"})
+        send({"id": ident, "error": "cannot fork a task process"})
 
     ensure_spare()
     send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
@@ -340,7 +344,7 @@ def main():
                 selector.unregister(key.fileobj)
                 key.fileobj.close()
                 if said.strip().lstrip(b"-").isdigit():
-                    send({"done": key.data, "code": int(said)})
+                    send_line(b'{"done":%d,"code":%d}\n' % (key.data, int(said)))
                 continue
             if key.fd == wake_r:
                 try:
@@ -355,8 +359,9 @@ def main():
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    handle(json.loads(line))
+                ident, _, req = line.partition(b" ")
+                if ident.isdigit():
+                    handle(int(ident), req)
         reap(state)
         # The reply is out before this fork, which runs beside the task
         # (while the worker, waiting for the task, has little to do).

@@ -94,13 +94,6 @@ pub(crate) struct ForkFailure {
     pub message: String,
 }
 
-#[derive(Serialize)]
-struct Wire<'a> {
-    id: u64,
-    #[serde(flatten)]
-    req: &'a ForkRequest,
-}
-
 #[derive(Deserialize)]
 struct Reply {
     id: Option<u64>,
@@ -249,8 +242,9 @@ impl ForkServer {
             p.spawns.insert(id, tx);
             id
         };
-        let mut line =
-            serde_json::to_vec(&Wire { id, req }).map_err(|e| not_sent(e.to_string()))?;
+        // `<id> <request as JSON>\n` (JSON has no raw newline).
+        let mut line = format!("{id} ").into_bytes();
+        serde_json::to_writer(&mut line, req).map_err(|e| not_sent(e.to_string()))?;
         line.push(b'\n');
         let written = {
             let mut stdin = self.stdin.lock().await;
