@@ -92,7 +92,9 @@ fresh_scratch() {
   mkdir -p "$scratch_dir" "$(dirname "$scratch_img")"
   rm -f "$scratch_img"
   truncate -s 6G "$scratch_img"
-  mkfs.ext4 -q -F "$scratch_img"
+  # Inode tables and journal written now, not by a background thread
+  # (ext4lazyinit) during the step.
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$scratch_img"
   mount -o loop "$scratch_img" "$scratch_dir"
   chmod 1777 "$scratch_dir"
   export TMPDIR=$scratch_dir ORCA_BENCH_SCRATCH=1
