@@ -48,6 +48,9 @@ mod task_log {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// How many objects of one batch of logs are put at once.
+const OBJECT_PUTS_AT_ONCE: usize = 8;
+
 /// The log of one attempt, for [`Store::put_task_logs`].
 #[derive(Clone, Debug)]
 pub struct TaskLogPut {
@@ -121,10 +124,16 @@ impl Store {
         result
     }
 
-    async fn put_task_logs_inner(&self, logs: Vec<TaskLogPut>) -> Result<()> {
+    async fn put_task_logs_inner(&self, mut logs: Vec<TaskLogPut>) -> Result<()> {
         if logs.is_empty() {
             return Ok(());
         }
+        // A batch naming a task instance twice keeps its last log (one
+        // statement cannot update a row it inserts).
+        let mut seen = std::collections::HashSet::new();
+        logs.reverse();
+        logs.retain(|l| seen.insert(l.task_instance_id));
+        logs.reverse();
         let mut rows = Vec::with_capacity(logs.len());
         // Workflow instance of each log, for the object keys.
         let runs: std::collections::HashMap<i64, i64> = match &self.logs {
@@ -141,6 +150,7 @@ impl Store {
                 .into_iter()
                 .collect(),
         };
+        let mut objects = Vec::new();
         for log in logs {
             let size = i64::try_from(log.original_size).unwrap_or(i64::MAX);
             let stored_size = i64::try_from(log.content.len()).unwrap_or(i64::MAX);
@@ -149,7 +159,7 @@ impl Store {
                 Some(store) => {
                     let run = runs.get(&log.task_instance_id).copied().unwrap_or(0);
                     let key = object_key(run, log.task_instance_id, log.attempt);
-                    store.put(&key, log.content).await?;
+                    objects.push((key.clone(), log.content));
                     (store.kind().to_string(), key, Vec::new())
                 }
             };
@@ -165,15 +175,20 @@ impl Store {
                 stored_size: Set(stored_size),
             });
         }
-        // A batch naming one attempt twice keeps the last (one statement
-        // cannot update the row it inserts).
-        let mut seen = std::collections::HashSet::new();
-        rows.reverse();
-        rows.retain(|r| match &r.task_instance_id {
-            sea_orm::ActiveValue::Set(id) => seen.insert(*id),
-            _ => true,
-        });
-        rows.reverse();
+        // The objects first, so a row never points at a missing one; a few
+        // at a time (each is a request to S3).
+        if let Some(store) = &self.logs {
+            use futures::StreamExt;
+            let mut puts = futures::stream::iter(
+                objects
+                    .into_iter()
+                    .map(|(key, bytes)| async move { store.put(&key, bytes).await }),
+            )
+            .buffer_unordered(OBJECT_PUTS_AT_ONCE);
+            while let Some(put) = puts.next().await {
+                put?;
+            }
+        }
         task_log::Entity::insert_many(rows)
             .on_conflict(
                 OnConflict::column(task_log::Column::TaskInstanceId)
