@@ -316,8 +316,10 @@ fn print_progress(started: Instant, t: &orca_store::TaskInstanceRow) {
         (_, true) => " (failover)".into(),
         _ => String::new(),
     };
-    eprintln!(
-        "[{:>7.2}s] {:<24} attempt {} {}{}{}",
+    // Formatted first: stderr is unbuffered, and a formatted eprintln!
+    // writes each piece with its own syscall.
+    let line = format!(
+        "[{:>7.2}s] {:<24} attempt {} {}{}{}\n",
         started.elapsed().as_secs_f64(),
         t.task_name,
         t.attempt,
@@ -325,6 +327,7 @@ fn print_progress(started: Instant, t: &orca_store::TaskInstanceRow) {
         dur,
         extra
     );
+    eprint!("{line}");
 }
 
 /// The last attempt of each task.
