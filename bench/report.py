@@ -78,13 +78,16 @@ WHY = {
         "disk), and makes every state change durable before it acts on it. On this machine forking a warm "
         "interpreter whose child exits at once already takes {fork_ms} ms and {fork_cpu_ms} ms of CPU "
         "(the floor table): page tables copied, the pages the child writes copied, its copy torn down. "
-        "With one commit per hop, {tasks} such tasks cannot take less than about {w1_floor_ms} ms, "
-        "against Prefect's {prefect_ms} ms. In standalone the report and the dispatch are in-process "
+        "{tasks} such forks alone take {forks_ms} ms of Prefect's {prefect_ms} ms, which leaves "
+        "{left_ms} ms per hop for reporting the end, committing it, dispatching the next task and "
+        "preparing it, while the fork's CPU competes for the machine's 2 cores; Orca's hop is {hop_ms} ms "
+        "(W5). "
+        "In standalone the report and the dispatch are in-process "
         "calls; the fork server keeps a spare child forked and warmed up ahead, which takes its task "
         "unparsed and tells its end before its exit. What remains of a hop is the commit, the attempt "
         "dir (dispatch record and script, made before the dispatch is accepted) and the hand-over, each "
         "a fraction of a millisecond; on 2 cores they also compete with the next spare's fork and the "
-        "last task's exit. `ORCA_LOG=orca_master=debug,orca_worker=debug` shows the stages."),
+        "last task's exit. `ORCA_LOG=orca_master=debug` logs each commit's duration."),
     "W4 ≥ 500 trivial shell tasks/s on this 2-core machine": (
         "Each task is one bash process (the wrapper, which sources the script in a subshell and writes "
         "its exit code) and 7 files (attempt dir, dispatch record, script, log, pid record, exit code, "
@@ -101,15 +104,18 @@ def why(text, f, data):
     this run lacks them)."""
     fig = lambda v: "?" if v is None else f"{v:.2f}"  # noqa: E731
     fork = f.get("python_fork_exit_ms")
-    commit = f.get("sqlite_commit_ms")
     prefect = med(data, "prefect", "W1", "span_s_median")
-    w1_floor = 40 * (fork + commit) if fork is not None and commit is not None else None
+    prefect_ms = prefect * 1000 if prefect is not None else None
+    forks = 40 * fork if fork is not None else None
+    left = (prefect_ms - forks) / 39 if forks is not None and prefect_ms is not None else None
     return WHY[text].format(
         fork_ms=fig(fork),
         fork_cpu_ms=fig(f.get("python_fork_cpu_ms")),
         tasks=40,
-        w1_floor_ms=fig(w1_floor),
-        prefect_ms=fig(prefect * 1000 if prefect is not None else None),
+        forks_ms=fig(forks),
+        prefect_ms=fig(prefect_ms),
+        left_ms=fig(left),
+        hop_ms=fig(med(data, "orca", "W5", "hop_p50_ms")),
     )
 
 
