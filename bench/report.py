@@ -254,7 +254,10 @@ def main():
     p("## Versions")
     p("")
     rev = sh("git", "rev-parse", "--short", "HEAD")
-    dirty = " (+ uncommitted changes in the work tree)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""
+    # The run's own output (results, this file) is not a change to Orca.
+    changed = [line for line in sh("git", "status", "--porcelain", "--untracked-files=no").splitlines()
+               if not line[3:].startswith("bench/results/") and line[3:] != "bench/RESULTS.md"]
+    dirty = " (+ uncommitted changes in the work tree)" if changed else ""
     p("| | |")
     p("|---|---|")
     built = ""
