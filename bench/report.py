@@ -256,7 +256,7 @@ def main():
     rev = sh("git", "rev-parse", "--short", "HEAD")
     # The run's own output (results, this file) is not a change to Orca.
     changed = [line for line in sh("git", "status", "--porcelain", "--untracked-files=no").splitlines()
-               if not line[3:].startswith("bench/results/") and line[3:] != "bench/RESULTS.md"]
+               if not line.split(maxsplit=1)[-1].startswith(("bench/results/", "bench/RESULTS.md"))]
     dirty = " (+ uncommitted changes in the work tree)" if changed else ""
     p("| | |")
     p("|---|---|")
