@@ -30,7 +30,7 @@ use crate::attempts::AttemptEntry;
 use crate::convert::StoredEvent;
 use crate::error::WorkerError;
 use crate::layout::read_json;
-use crate::terminal::{Mark, mark, mark_async};
+use crate::terminal::{Mark, mark_all_async, mark_async};
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_CAP: Duration = Duration::from_secs(2);
@@ -40,7 +40,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const LOG_SHIP_CAP: u64 = 2 * 1024 * 1024;
 const PENDING_GAUGE: &str = "orca_worker_reports_pending";
 /// How long a finished attempt's log waits for others to ship with it.
-pub(crate) const SHIP_DELAY: Duration = Duration::from_millis(50);
+const SHIP_DELAY: Duration = Duration::from_millis(50);
 /// Most logs in one `ShipTaskLogs` call, and their most bytes together
 /// (the leader takes messages of up to 8 MiB).
 const SHIP_BATCH: usize = 64;
@@ -317,7 +317,7 @@ impl Outbox {
     /// reads the log from this worker. Runs in the background.
     pub(crate) fn ship_log(self: &Arc<Self>, entry: Arc<AttemptEntry>) {
         let start = {
-            let mut s = self.shipping.lock().unwrap_or_else(|e| e.into_inner());
+            let mut s = self.shipping();
             s.queue.push(entry);
             !std::mem::replace(&mut s.running, true)
         };
@@ -430,22 +430,7 @@ impl Outbox {
             }
             let entries: Vec<Arc<AttemptEntry>> = call.into_iter().map(|(e, _)| e).collect();
             tracing::debug!(logs = entries.len(), "logs shipped");
-            let marked = tokio::task::spawn_blocking(move || {
-                for entry in &entries {
-                    if let Err(e) = mark(entry, Mark::Shipped) {
-                        tracing::warn!(
-                            tiid = entry.key.task_instance_id,
-                            attempt = entry.key.attempt,
-                            error = %e,
-                            "cannot record the terminal record's new state"
-                        );
-                    }
-                }
-            })
-            .await;
-            if let Err(e) = marked {
-                tracing::warn!(error = %e, "recording shipped logs panicked");
-            }
+            mark_all_async(entries, Mark::Shipped).await;
         }
         true
     }

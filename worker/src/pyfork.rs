@@ -279,15 +279,15 @@ impl ForkServer {
 
 fn dispatch_reply(pending: &Mutex<Pending>, reply: Reply) {
     let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
-    // The task's end as the child told it, just before its exit: taken as
-    // a normal exit with that code (the later wait status finds no one).
-    if let (Some(pid), Some(code)) = (reply.done, reply.code) {
-        if let Some(tx) = p.exits.remove(&pid) {
-            let _ = tx.send((code & 0xFF) << 8);
-        }
-        return;
-    }
-    if let (Some(pid), Some(status)) = (reply.exit, reply.status) {
+    // A task's end: as the child told it just before its exit (a normal
+    // exit with that code), or its wait status once reaped; the first to
+    // come counts, the other finds no one waiting.
+    let ended = match (reply.done, reply.code, reply.exit, reply.status) {
+        (Some(pid), Some(code), _, _) => Some((pid, (code & 0xFF) << 8)),
+        (_, _, Some(pid), Some(status)) => Some((pid, status)),
+        _ => None,
+    };
+    if let Some((pid, status)) = ended {
         if let Some(tx) = p.exits.remove(&pid) {
             let _ = tx.send(status);
         }

@@ -157,17 +157,27 @@ pub(crate) fn mark(entry: &AttemptEntry, mark: Mark) -> Result<(), WorkerError> 
 
 /// [`mark`] from async code; failures are logged.
 pub(crate) async fn mark_async(entry: std::sync::Arc<AttemptEntry>, m: Mark) {
-    let key = entry.key;
-    match tokio::task::spawn_blocking(move || mark(&entry, m)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(
-            tiid = key.task_instance_id,
-            attempt = key.attempt,
-            mark = ?m,
-            error = %e,
-            "cannot record the terminal record's new state"
-        ),
-        Err(e) => tracing::warn!(error = %e, "recording a terminal record's state panicked"),
+    mark_all_async(vec![entry], m).await;
+}
+
+/// [`mark`] for several entries in one blocking job; failures are logged.
+pub(crate) async fn mark_all_async(entries: Vec<std::sync::Arc<AttemptEntry>>, m: Mark) {
+    let marked = tokio::task::spawn_blocking(move || {
+        for entry in &entries {
+            if let Err(e) = mark(entry, m) {
+                tracing::warn!(
+                    tiid = entry.key.task_instance_id,
+                    attempt = entry.key.attempt,
+                    mark = ?m,
+                    error = %e,
+                    "cannot record the terminal record's new state"
+                );
+            }
+        }
+    })
+    .await;
+    if let Err(e) = marked {
+        tracing::warn!(error = %e, "recording a terminal record's state panicked");
     }
 }
 
