@@ -74,22 +74,22 @@ impl MasterService for MasterGrpc {
         &self,
         request: Request<ShipTaskLogRequest>,
     ) -> Result<Response<ShipTaskLogResponse>, Status> {
-        let stored = self.store_logs(vec![request.into_inner()]).await?;
-        Ok(Response::new(ShipTaskLogResponse { stored }))
+        self.store_logs(vec![request.into_inner()]).await?;
+        Ok(Response::new(ShipTaskLogResponse { stored: true }))
     }
 
     async fn ship_task_logs(
         &self,
         request: Request<ShipTaskLogsRequest>,
     ) -> Result<Response<ShipTaskLogsResponse>, Status> {
-        let stored = self.store_logs(request.into_inner().logs).await?;
-        Ok(Response::new(ShipTaskLogsResponse { stored }))
+        self.store_logs(request.into_inner().logs).await?;
+        Ok(Response::new(ShipTaskLogsResponse { stored: true }))
     }
 }
 
 impl MasterGrpc {
     /// Stores shipped logs, all in one write.
-    async fn store_logs(&self, logs: Vec<ShipTaskLogRequest>) -> Result<bool, Status> {
+    async fn store_logs(&self, logs: Vec<ShipTaskLogRequest>) -> Result<(), Status> {
         let first = logs.first().map(|l| (l.task_instance_id, l.attempt));
         let n = logs.len();
         let puts = logs
@@ -118,7 +118,6 @@ impl MasterGrpc {
                 "cannot store {which} in the {} log store: {e}",
                 self.store.log_store_kind()
             ))
-        })?;
-        Ok(true)
+        })
     }
 }

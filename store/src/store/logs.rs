@@ -62,8 +62,8 @@ pub struct TaskLogPut {
     pub original_size: u64,
 }
 
-fn count(metric: &'static str, backend: &str, outcome: &'static str) {
-    metrics::counter!(metric, "backend" => backend.to_string(), "outcome" => outcome).increment(1);
+fn count(metric: &'static str, backend: &str, outcome: &'static str, n: u64) {
+    metrics::counter!(metric, "backend" => backend.to_string(), "outcome" => outcome).increment(n);
 }
 
 impl Store {
@@ -110,8 +110,7 @@ impl Store {
         let first = logs.first().map(|l| (l.task_instance_id, l.attempt));
         let result = self.put_task_logs_inner(logs).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
-        metrics::counter!("orca_log_store_writes_total", "backend" => backend.to_string(), "outcome" => outcome)
-            .increment(n);
+        count("orca_log_store_writes_total", backend, outcome, n);
         if let Err(e) = &result {
             tracing::warn!(
                 logs = n,
@@ -275,9 +274,9 @@ impl Store {
         };
         let result = self.read_range(&meta, range).await;
         match &result {
-            Ok(_) => count("orca_log_store_reads_total", &meta.backend, "ok"),
+            Ok(_) => count("orca_log_store_reads_total", &meta.backend, "ok", 1),
             Err(e) => {
-                count("orca_log_store_reads_total", &meta.backend, "error");
+                count("orca_log_store_reads_total", &meta.backend, "error", 1);
                 tracing::warn!(
                     task_instance_id,
                     backend = %meta.backend,
