@@ -139,7 +139,9 @@ impl WorkerClients {
         addr: &str,
     ) -> Result<WorkerServiceClient<Transport>, tonic::transport::Error> {
         if let Some(service) = self.local.as_ref().and_then(|l| l.get(addr)) {
-            return Ok(WorkerServiceClient::new(Transport::Local(service)));
+            return Ok(WorkerServiceClient::new(Transport::Local(
+                service.with_timeout(CALL_TIMEOUT),
+            )));
         }
         let mut map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ch) = map.get(addr) {

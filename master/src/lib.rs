@@ -66,7 +66,8 @@ pub struct MasterHandle {
     leader: LeaderSlot,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _local: Option<LocalRegistration>,
+    /// Serves this process's workers in-process (standalone).
+    local: Option<LocalRegistration>,
 }
 
 impl MasterHandle {
@@ -105,7 +106,7 @@ impl MasterHandle {
     /// instead of after the lease TTL.
     pub async fn shutdown(mut self) {
         // In-process callers now fail as network ones will.
-        drop(self._local.take());
+        drop(self.local.take());
         let _ = self.shutdown.send(true);
         for mut t in self.tasks {
             if tokio::time::timeout(Duration::from_secs(5), &mut t)
@@ -147,7 +148,7 @@ pub async fn start(
     let local = config
         .local
         .as_ref()
-        .map(|routes| routes.register(&advertised, LocalService::new(svc.clone(), None)));
+        .map(|routes| routes.register(&advertised, LocalService::new(svc.clone())));
     // gRPC health: the master service is SERVING only on the leader, so
     // load balancers and probes can tell the leader from standbys.
     let (health, health_svc) = tonic_health::server::health_reporter();
@@ -199,7 +200,7 @@ pub async fn start(
         leader,
         shutdown: shutdown_tx,
         tasks: vec![server, leader_loop],
-        _local: local,
+        local,
     })
 }
 

@@ -27,13 +27,12 @@ type Call = dyn Fn(Request<Body>) -> BoxFuture<Response<Body>, StdError> + Send 
 pub struct LocalService {
     call: Arc<Call>,
     open: Arc<AtomicBool>,
+    timeout: Option<Duration>,
 }
 
 impl LocalService {
     /// Wraps a generated server (`XxxServer::new(..)`, with its limits).
-    /// A call that gets no response within `timeout` fails as
-    /// `Channel`'s timeout does.
-    pub fn new<S>(server: S, timeout: Option<Duration>) -> LocalService
+    pub fn new<S>(server: S) -> LocalService
     where
         S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
             + Clone
@@ -44,21 +43,20 @@ impl LocalService {
     {
         let call = move |req: Request<Body>| -> BoxFuture<Response<Body>, StdError> {
             let mut server = server.clone();
-            Box::pin(async move {
-                let response = server.call(req);
-                let response = match timeout {
-                    Some(t) => tokio::time::timeout(t, response)
-                        .await
-                        .map_err(|_| -> StdError { "in-process call timed out".into() })?,
-                    None => response.await,
-                };
-                Ok(response?)
-            })
+            Box::pin(async move { Ok(server.call(req).await?) })
         };
         LocalService {
             call: Arc::new(call),
             open: Arc::new(AtomicBool::new(true)),
+            timeout: None,
         }
+    }
+
+    /// This service for a caller whose calls fail when no response comes
+    /// within `timeout`, as with `Channel`'s timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> LocalService {
+        self.timeout = Some(timeout);
+        self
     }
 }
 
@@ -88,11 +86,18 @@ impl Service<Request<Body>> for Transport {
                 Box::pin(async move { call.await.map_err(Into::into) })
             }
             Transport::Local(local) => {
-                if local.open.load(Ordering::Acquire) {
-                    (local.call)(req)
-                } else {
+                if !local.open.load(Ordering::Acquire) {
                     // As a connection to a server that has stopped.
-                    Box::pin(async { Err("in-process server stopped".into()) })
+                    return Box::pin(async { Err("in-process server stopped".into()) });
+                }
+                let response = (local.call)(req);
+                match local.timeout {
+                    None => response,
+                    Some(t) => Box::pin(async move {
+                        tokio::time::timeout(t, response)
+                            .await
+                            .map_err(|_| -> StdError { "in-process call timed out".into() })?
+                    }),
                 }
             }
         }

@@ -50,8 +50,8 @@ impl MasterService for Stub {
     }
 }
 
-fn service(delay: Duration, timeout: Option<Duration>) -> LocalService {
-    LocalService::new(MasterServiceServer::new(Stub { delay }), timeout)
+fn service(delay: Duration) -> LocalService {
+    LocalService::new(MasterServiceServer::new(Stub { delay }))
 }
 
 fn client(routes: &LocalRoutes, url: &str) -> MasterServiceClient<Transport> {
@@ -64,7 +64,7 @@ async fn calls_reach_the_server_in_process_until_unregistered() {
     let routes = LocalRoutes::default();
     let url = "http://127.0.0.1:1";
     assert!(routes.get(url).is_none());
-    let registration = routes.register(url, service(Duration::ZERO, None));
+    let registration = routes.register(url, service(Duration::ZERO));
     let mut c = client(&routes, url);
     assert!(c.nudge(NudgeRequest {}).await.unwrap().into_inner().leader);
     // The handler's own status comes back as it would over the network.
@@ -87,9 +87,9 @@ async fn calls_reach_the_server_in_process_until_unregistered() {
 async fn a_new_registration_of_a_url_replaces_the_old_one() {
     let routes = LocalRoutes::default();
     let url = "http://127.0.0.1:2";
-    let first = routes.register(url, service(Duration::ZERO, None));
+    let first = routes.register(url, service(Duration::ZERO));
     let mut old = client(&routes, url);
-    let _second = routes.register(url, service(Duration::ZERO, None));
+    let _second = routes.register(url, service(Duration::ZERO));
     assert!(
         old.nudge(NudgeRequest {}).await.is_err(),
         "the old server is closed"
@@ -105,11 +105,11 @@ async fn a_new_registration_of_a_url_replaces_the_old_one() {
 async fn a_call_without_an_answer_in_time_fails() {
     let routes = LocalRoutes::default();
     let url = "http://127.0.0.1:3";
-    let _r = routes.register(
-        url,
-        service(Duration::from_secs(30), Some(Duration::from_millis(50))),
-    );
-    let mut c = client(&routes, url);
+    let _r = routes.register(url, service(Duration::from_secs(30)));
+    let local = routes.get(url).expect("registered");
+    let mut c = MasterServiceClient::new(Transport::Local(
+        local.with_timeout(Duration::from_millis(50)),
+    ));
     let err = c
         .report_task_event(ReportTaskEventRequest { event: None })
         .await

@@ -62,10 +62,6 @@ use crate::worker::Worker;
 /// How often the advertised load figures are refreshed in the registry.
 const LOAD_REFRESH: Duration = Duration::from_secs(5);
 
-/// How long a master's in-process call may take to get its answer (as
-/// its channels' timeout).
-const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long `shutdown(true)` waits beyond the kill grace for tasks to end.
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
 
@@ -290,10 +286,7 @@ pub async fn start(
         let svc = WorkerServiceServer::new(service::WorkerGrpc {
             worker: worker.clone(),
         });
-        routes.register(
-            &worker.info().addr,
-            LocalService::new(svc, Some(CALL_TIMEOUT)),
-        )
+        routes.register(&worker.info().addr, LocalService::new(svc))
     });
 
     let lease = match registry.register_worker(worker.info()).await {
