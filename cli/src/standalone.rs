@@ -14,6 +14,10 @@ use orca_store::Store;
 use crate::args::StandaloneArgs;
 use crate::client::CREDENTIALS_FILE;
 
+/// How long a stopping standalone waits for its worker to deliver what it
+/// still has queued to the leader, before it stops that leader.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct StandaloneOptions {
     pub data_dir: PathBuf,
     pub http: SocketAddr,
@@ -153,6 +157,12 @@ impl Standalone {
     async fn stop(self, kill_tasks: bool) {
         self.api.shutdown().await;
         self.grpc.shutdown().await;
+        // The leader goes with this process: what the worker still has to
+        // deliver (a finished task's log is batched for up to 50 ms) goes
+        // while it is up, instead of waiting for it in vain at shutdown.
+        if !self.worker.flush(FLUSH_TIMEOUT).await {
+            tracing::warn!("the worker's reports or logs were not all delivered before shutdown");
+        }
         self.master.shutdown().await;
         self.worker.shutdown(kill_tasks).await;
     }

@@ -716,6 +716,31 @@ tasks:
     s.shutdown().await;
 }
 
+/// A standalone stopped right after its run finished (as `orca run` does)
+/// still ships the last task's log, which the worker batches for a moment:
+/// it is readable after a restart without the worker's attempt dirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_stopped_at_once_ships_the_last_log_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let id = start(
+        &c,
+        "workflow: {name: last-log}\ntasks:\n  - {name: talk, task_type: Shell, command: 'echo the last words'}\n",
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let ti = attempts(&d, "talk")[0].id;
+    s.shutdown().await;
+    std::fs::remove_dir_all(dir.path().join("worker")).unwrap();
+    let s = standalone(dir.path()).await;
+    let log = client(&s).task_log(ti).await.unwrap();
+    assert!(log.contains("the last words"), "{log}");
+    s.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_write_endpoints_is_problem_json_never_a_crash() {
     let dir = tempfile::tempdir().unwrap();

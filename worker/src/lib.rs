@@ -168,6 +168,19 @@ impl WorkerHandle {
         self.worker.info().addr
     }
 
+    /// Delivers what is queued (reports, finished tasks' logs) now and
+    /// waits until it is acknowledged, or `timeout`; false when some is
+    /// still pending then. A process that stops its leader together with
+    /// this worker (standalone) calls it first, so that the last logs are
+    /// not left waiting for a leader that is gone.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let w = &self.worker;
+        w.outbox.ship_now();
+        w.outbox
+            .drained(tokio::time::Instant::now() + timeout)
+            .await
+    }
+
     /// Stops the worker. With `kill_tasks`, every running task's process
     /// group is killed (their terminal events stay stored in their attempt
     /// dirs if not yet delivered) and the registry lease is revoked. Without, tasks keep
