@@ -716,6 +716,41 @@ tasks:
     s.shutdown().await;
 }
 
+/// A workflow with `python_process: per_run` runs its chained PYTHON tasks
+/// in one warm process (the master passes the policy with each dispatch);
+/// without it every task has its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tasks_of_a_per_run_workflow_share_a_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = standalone(dir.path()).await;
+    let c = client(&s);
+    let chain = |name: &str, policy: &str| {
+        format!(
+            "workflow:\n  name: {name}\n{policy}tasks:\n  - {{name: a, task_type: Python, definition: \"print(1)\"}}\n  - {{name: b, task_type: Python, definition: \"print(2)\", deps: [a]}}\n  - {{name: c, task_type: Python, definition: \"print(3)\", deps: [b]}}\n"
+        )
+    };
+    let pids = |d: &RunDetail| -> Vec<Option<i64>> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|t| attempts(d, t)[0].pid)
+            .collect()
+    };
+    let id = start(&c, &chain("shared", "  python_process: per_run\n"), &[]).await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let shared = pids(&d);
+    assert!(
+        shared[0].is_some() && shared.iter().all(|p| *p == shared[0]),
+        "{shared:?}"
+    );
+    let id = start(&c, &chain("own", ""), &[]).await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let own = pids(&d);
+    assert!(own[0] != own[1] && own[1] != own[2], "{own:?}");
+    s.shutdown().await;
+}
+
 /// A standalone stopped right after its run finished (as `orca run` does)
 /// still ships the last task's log, which the worker batches for a moment:
 /// it is readable after a restart without the worker's attempt dirs.

@@ -97,6 +97,50 @@ impl FromStr for OnWorkerLoss {
     }
 }
 
+/// How a run's PYTHON tasks get their interpreter process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PythonProcess {
+    /// Every task gets a fresh process (forked from a warm interpreter, or
+    /// started by exec): nothing of one task is seen by another.
+    #[default]
+    PerTask,
+    /// The run's tasks may share warm processes: a task that ended with
+    /// exit code 0 and no thread left leaves its process to a later task of
+    /// the same run (cwd, environment, argv, `sys.path`, standard streams and
+    /// `__main__` are reset; imported modules stay imported). Saves the fork,
+    /// the page copies and the teardown of a process per task. Never shared
+    /// across runs, tenants or interpreters.
+    PerRun,
+}
+
+impl FromStr for PythonProcess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "per_task" => Ok(PythonProcess::PerTask),
+            "per_run" => Ok(PythonProcess::PerRun),
+            _ => Err(format!(
+                "{s:?} is not a Python process policy; use per_task (a fresh process per task, the default) or per_run (a run's tasks may share warm processes)"
+            )),
+        }
+    }
+}
+
+impl PythonProcess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PythonProcess::PerTask => "per_task",
+            PythonProcess::PerRun => "per_run",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == PythonProcess::PerTask
+    }
+}
+
 /// Direction of a local parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -182,6 +226,9 @@ pub struct WorkflowSpec {
     /// the worker's own user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Whether the run's PYTHON tasks may share warm processes.
+    #[serde(default, skip_serializing_if = "PythonProcess::is_default")]
+    pub python_process: PythonProcess,
     pub tasks: Vec<TaskSpec>,
 }
 

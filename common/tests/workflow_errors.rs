@@ -431,3 +431,19 @@ fn ten_thousand_task_cycle_is_reported_once() {
     assert!(p.message.contains("t9999 -> t0 "), "{}", p.message);
     assert!(p.message.len() < 1_000);
 }
+
+#[test]
+fn an_unknown_python_process_policy_names_the_choices() {
+    let err = errors(
+        "workflow:\n  name: w\n  python_process: shared\ntasks:\n  - name: a\n    task_type: Python\n    definition: print(1)\n",
+    );
+    assert_eq!(err.problems.len(), 1, "{err}");
+    let p = &err.problems[0];
+    assert_eq!((p.code, p.line), (ProblemCode::BadValue, Some(3)), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("python_process"), "{text}");
+    assert!(
+        text.contains("per_task") && text.contains("per_run"),
+        "{text}"
+    );
+}

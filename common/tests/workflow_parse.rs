@@ -4,7 +4,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use orca_common::workflow::{ProblemCode, parse_workflow_file, parse_workflow_str};
-use orca_common::{Direction, FailureStrategy, ParamSpec, TaskSpec, TaskType, WorkflowSpec};
+use orca_common::{
+    Direction, FailureStrategy, ParamSpec, PythonProcess, TaskSpec, TaskType, WorkflowSpec,
+};
 
 fn parse(src: &str) -> WorkflowSpec {
     match parse_workflow_str(src, "test.yaml", Path::new(".")) {
@@ -107,6 +109,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
         ],
         failure_strategy: FailureStrategy::Continue,
         tenant: Some("tenant_exists".into()),
+        python_process: Default::default(),
         tasks: vec![
             TaskSpec {
                 name: "prepare".into(),
@@ -174,6 +177,7 @@ fn defaults_apply_when_fields_are_absent() {
     );
     assert_eq!(spec.project, "default");
     assert_eq!(spec.failure_strategy, FailureStrategy::End);
+    assert_eq!(spec.python_process, PythonProcess::PerTask);
     assert_eq!(spec.schedule, None);
     let t = &spec.tasks[0];
     assert_eq!(
@@ -316,4 +320,26 @@ fn shipped_examples_parse() {
         }
     }
     assert!(seen > 0, "no example workflows in {}", examples.display());
+}
+
+#[test]
+fn a_workflow_can_let_its_python_tasks_share_processes() {
+    let spec = parse(
+        "workflow:\n  name: w\n  python_process: per_run\ntasks:\n  - name: a\n    task_type: Python\n    definition: print(1)\n",
+    );
+    assert_eq!(spec.python_process, PythonProcess::PerRun);
+    // Stored definitions without the field read as the default, and the
+    // default is not written out.
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["python_process"], "per_run");
+    let mut plain = json.clone();
+    plain.as_object_mut().unwrap().remove("python_process");
+    let back: orca_common::WorkflowSpec = serde_json::from_value(plain).unwrap();
+    assert_eq!(back.python_process, PythonProcess::PerTask);
+    assert!(
+        serde_json::to_value(&back)
+            .unwrap()
+            .get("python_process")
+            .is_none()
+    );
 }

@@ -34,6 +34,7 @@ impl From<&TaskDispatch> for DispatchRecord {
             failover: d.failover,
             project: d.project.clone(),
             run_as_user: d.run_as_user.clone(),
+            share_python_process: d.share_python_process,
         }
     }
 }

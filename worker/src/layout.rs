@@ -147,6 +147,9 @@ pub(crate) struct DispatchRecord {
     /// The tenant's operating-system user to run as; empty: the worker's.
     #[serde(default)]
     pub run_as_user: String,
+    /// The run lets its PYTHON tasks share warm processes.
+    #[serde(default)]
+    pub share_python_process: bool,
 }
 
 /// `pid.json`: the process group leader of a running attempt.

@@ -1,17 +1,23 @@
 # Orca's Python fork server (see worker/src/pyfork.rs).
 #
 # Started once per worker as `python -u -c <this> <preload json>`. Reads one
-# request per line on stdin (its id, a space, the request as JSON, which
-# the server passes on unparsed) and hands each to a child of this warm
+# request per line on stdin (its id, its share key or `-`, the request as
+# JSON, which the server passes on unparsed; separated by a space) and
+# hands each to a child of this warm
 # interpreter: the child becomes a task process (own process group, output
 # to its log, its cwd and environment) and runs the task's script as
 # `__main__`, like `python task.py` would. One child is forked ahead (the
 # spare), waiting on a socket for its request, so that a task does not wait
 # for fork(). The task tells its exit code on that socket just before it
 # exits (the exit itself, tearing down a copy of this interpreter, takes a
-# while). Replies on stdout, one JSON object per line:
+# while). A task whose request has a share key and that ends cleanly (see
+# keepable()) may instead reset itself and wait for another request: the
+# server keeps it under that key and hands it the next request with the
+# same key (see worker/src/pyfork.rs). Replies on stdout, one JSON object
+# per line:
 #   {"ready": true, "exe": ..., "pid": ...}   once, at start
 #   {"id": N, "pid": P}                       the child of request N runs
+#   {"id": N, "pid": P, "kept": true}         ... in a kept process
 #   {"id": N, "error": "..."}                 it could not be forked
 #   {"done": P, "code": C}                    task P is ending with code C
 #   {"exit": P, "status": S}                  child P ended (waitpid status)
@@ -26,11 +32,20 @@ import selectors
 import signal
 import socket
 import sys
+import time
 import types
 
 # The spare's end of its socket: the request comes in on it, the task's
 # exit code goes out on it just before the exit.
 DONE_FD = 3
+# A kept process serves at most this many tasks; at most MAX_KEPT wait
+# for a request at once, each at most KEPT_SECONDS.
+MAX_TASKS = 100
+MAX_KEPT = 8
+KEPT_SECONDS = 5.0
+# What a task may change that a later one in the same process would see;
+# a task that changed any of these is not kept.
+WATCHED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE", "SIGCHLD")
 
 
 def send(obj):
@@ -131,19 +146,97 @@ def spare(r, w, close_fds, selector):
         keep = os.dup2(r.detach(), DONE_FD, inheritable=False) if r.fileno() != DONE_FD else r.detach()
         os.closerange(DONE_FD + 1, 1 << 20)
         warm_up()
-        data = b""
-        while True:
-            chunk = os.read(keep, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-        if not data:
-            os._exit(0)  # the server ended without a task for this spare
         st = os.fstat(keep)
-        req = json.loads(data)
+        base = Base()
     except BaseException:
         os._exit(127)
-    child(req, (st.st_dev, st.st_ino))
+    served = 0
+    while True:
+        try:
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = os.read(keep, 1 << 16)
+                if not chunk:
+                    # The server ended, or let this kept process go.
+                    os._exit(0)
+                data += chunk
+            share, _, data = data.partition(b" ")
+            req = json.loads(data)
+        except BaseException:
+            os._exit(127)
+        served += 1
+        # Returns only when the task left this process fit for another.
+        child(req, (st.st_dev, st.st_ino), base, share != b"-" and served < MAX_TASKS)
+
+
+class Base:
+    # What a kept process goes back to after each task: the spare's cwd,
+    # environment, sys.path and signal dispositions.
+    def __init__(self):
+        self.cwd = os.getcwd()
+        self.environ = dict(os.environ)
+        self.path = list(sys.path)
+        self.umask = os.umask(0o022)
+        os.umask(self.umask)
+        self.signals = signal_dispositions()
+
+
+def signal_dispositions():
+    out = {}
+    for name in WATCHED_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            out[name] = signal.getsignal(sig)
+    return out
+
+
+def keepable(base):
+    # Whether the task that just ran left nothing that a later task in this
+    # process would see or suffer from: no other thread, no child process,
+    # no changed signal disposition, alarm or umask.
+    import threading
+
+    if threading.active_count() != 1:
+        return False
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            break  # no child at all
+        if pid == 0:
+            return False  # a child still runs
+    if signal_dispositions() != base.signals:
+        return False
+    if signal.alarm(0) != 0:
+        return False
+    mask = os.umask(base.umask)
+    return mask == base.umask
+
+
+def reset(base):
+    # Puts a kept process back as the spare was; False when it cannot.
+    try:
+        import atexit
+
+        atexit._clear()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.chdir(base.cwd)
+        # Undo the task's changes only (clearing and refilling all of it
+        # costs a putenv per variable).
+        env = os.environ
+        for k in [k for k in env if k not in base.environ]:
+            del env[k]
+        for k, v in base.environ.items():
+            if env.get(k) != v:
+                env[k] = v
+        sys.path[:] = base.path
+        sys.argv = [""]
+        return True
+    except BaseException:
+        return False
 
 
 WARM_UP = "def f(n):\n    return n if n < 2 else f(n - 1) + f(n - 2)\nprint(f(5))\n"
@@ -168,9 +261,12 @@ def warm_up():
         pass
 
 
-def child(req, done):
-    # Turns the spare into the task; never returns. `done` identifies the
-    # socket to tell the end on.
+def child(req, done, base, may_keep):
+    # Turns the spare into the task. Returns only when the request let the
+    # process be kept (`share`), the task left it fit for another
+    # (`may_keep`, keepable()) and it was reset: it then waits for the next
+    # request. Otherwise ends the process. `done` identifies the socket to
+    # tell the end on.
     me = os.getpid()
     try:
         log = os.open(req["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
@@ -219,6 +315,7 @@ def child(req, done):
             stream.flush()
         except BaseException:
             pass
+    kept = False
     try:
         # Only the task's own process: a child it forked that ran on to the
         # end of the script just exits, as it would after `python script`.
@@ -226,23 +323,34 @@ def child(req, done):
             fd = os.open(req["exit_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.write(fd, b"%d\n" % code)
             os.close(fd)
-            tell_done(done, code)
-            # Tearing down this copy of the interpreter is the exit's main
-            # cost; with the end told, it may wait for the CPU while the
-            # worker reports the end and the next task is dispatched.
-            os.nice(19)
+            kept = (
+                may_keep
+                and code == 0
+                and not deadman
+                and keepable(base)
+                and reset(base)
+            )
+            tell_done(done, code, kept)
+            if not kept:
+                # Tearing down this copy of the interpreter is the exit's
+                # main cost; with the end told, it may wait for the CPU
+                # while the worker reports the end and the next task is
+                # dispatched.
+                os.nice(19)
     finally:
-        os._exit(code)
+        if not kept:
+            os._exit(code)
 
 
-def tell_done(done, code):
+def tell_done(done, code, kept):
     # Tells the server the task has ended, before the exit (tearing down
     # the address space takes a while), on the socket the request came on:
     # if the script has not closed it (and reused its number) meanwhile.
+    # `kept`: the process waits for another request instead.
     try:
         st = os.fstat(DONE_FD)
         if (st.st_dev, st.st_ino) == done:
-            os.write(DONE_FD, b"%d\n" % code)
+            os.write(DONE_FD, b"%d keep\n" % code if kept else b"%d\n" % code)
     except OSError:
         pass
 
@@ -301,6 +409,10 @@ def main():
     selector.register(0, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
     state = {"spare": None}
+    # Kept processes waiting for a request: share key -> [(pid, socket,
+    # since)], and every kept one by socket, for its key.
+    kept = {}
+    kept_key = {}
 
     def ensure_spare():
         if state["spare"] is None:
@@ -309,9 +421,52 @@ def main():
             except OSError as e:
                 print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
 
-    def handle(ident, req):
-        # Hands request `ident` (its JSON bytes) to the spare; a spare that
-        # died meanwhile is replaced once.
+    def drop_kept(w):
+        # Lets a kept process go (its read sees the end, it exits), or
+        # forgets one that died.
+        key = kept_key.pop(w, None)
+        if key is not None:
+            kept[key] = [k for k in kept[key] if k[1] is not w]
+            if not kept[key]:
+                del kept[key]
+        try:
+            selector.unregister(w)
+        except (KeyError, ValueError):
+            pass
+        w.close()
+
+    def keep(pid, w, key):
+        if len(kept_key) >= MAX_KEPT:
+            oldest = min((k for ks in kept.values() for k in ks), key=lambda k: k[2])
+            drop_kept(oldest[1])
+        kept.setdefault(key, []).append((pid, w, time.monotonic()))
+        kept_key[w] = key
+        selector.modify(w, selectors.EVENT_READ, (pid, None))
+
+    def expire_kept():
+        old = time.monotonic() - KEPT_SECONDS
+        for w in [k[1] for ks in kept.values() for k in ks if k[2] < old]:
+            drop_kept(w)
+
+    def handle(ident, share, req):
+        # Hands request `ident` (its JSON bytes) to a process kept under
+        # its share key, else to the spare; a spare that died meanwhile is
+        # replaced once.
+        line = share + b" " + req + b"\n"
+        while share != b"-" and share in kept:
+            pid, w, _ = kept[share].pop()
+            if not kept[share]:
+                del kept[share]
+            del kept_key[w]
+            try:
+                w.sendall(line)
+            except OSError:
+                selector.unregister(w)
+                w.close()
+                continue
+            selector.modify(w, selectors.EVENT_READ, (pid, share))
+            send_line(b'{"id":%d,"pid":%d,"kept":true}\n' % (ident, pid))
+            return
         for _ in range(2):
             ensure_spare()
             if state["spare"] is None:
@@ -319,13 +474,12 @@ def main():
             pid, w = state["spare"]
             state["spare"] = None
             try:
-                w.sendall(req)
-                w.shutdown(socket.SHUT_WR)
+                w.sendall(line)
             except OSError:
                 w.close()
                 continue
             send_line(b'{"id":%d,"pid":%d}\n' % (ident, pid))
-            selector.register(w, selectors.EVENT_READ, pid)
+            selector.register(w, selectors.EVENT_READ, (pid, share))
             return
         send({"id": ident, "error": "cannot fork a task process"})
 
@@ -333,18 +487,29 @@ def main():
     send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
     buf = b""
     while True:
-        for key, _ in selector.select():
+        for key, _ in selector.select(1.0 if kept_key else None):
             if key.data is not None:
-                # A running task's socket: its exit code, or (killed, or
-                # its script closed the socket) nothing; the exit follows.
+                # A running task's socket: its exit code (and `keep` when
+                # the process waits for another request with its share
+                # key), or (killed, or its script closed the socket)
+                # nothing; the exit follows. A kept process's socket: its
+                # end (it died).
+                pid, share = key.data
+                w = key.fileobj
                 try:
-                    said = key.fileobj.recv(64)
+                    said = w.recv(64).split()
                 except OSError:
-                    said = b""
-                selector.unregister(key.fileobj)
-                key.fileobj.close()
-                if said.strip().lstrip(b"-").isdigit():
-                    send_line(b'{"done":%d,"code":%d}\n' % (key.data, int(said)))
+                    said = []
+                if said and said[0].lstrip(b"-").isdigit():
+                    send_line(b'{"done":%d,"code":%d}\n' % (pid, int(said[0])))
+                    if said[1:] == [b"keep"] and share not in (None, b"-"):
+                        keep(pid, w, share)
+                        continue
+                if w in kept_key:
+                    drop_kept(w)
+                else:
+                    selector.unregister(w)
+                    w.close()
                 continue
             if key.fd == wake_r:
                 try:
@@ -359,10 +524,12 @@ def main():
             buf += data
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
-                ident, _, req = line.partition(b" ")
-                if ident.isdigit():
-                    handle(int(ident), req)
+                ident, share, req = (line.split(b" ", 2) + [b"", b""])[:3]
+                if ident.isdigit() and share:
+                    handle(int(ident), share, req)
         reap(state)
+        if kept_key:
+            expire_kept()
         # The reply is out before this fork, which runs beside the task
         # (while the worker, waiting for the task, has little to do).
         if state["spare"] is None:

@@ -24,6 +24,18 @@
 //! little to do); forking when a task ends instead was measured slower, as
 //! the fork then competes with the report and the next dispatch.
 //!
+//! A run that lets its tasks share processes (workflow `python_process:
+//! per_run`) sends its requests with a share key (`run-<workflow instance
+//! id>`). Such a task that ends with exit code 0, leaving no thread, child
+//! process, signal handler, alarm or umask change behind, resets its cwd,
+//! environment, argv, `sys.path` and standard streams and tells the server
+//! it can be kept: the server files it under the key, and hands it the
+//! next request with that key instead of the spare (no fork, no page
+//! copies, no teardown). Kept processes serve at most `MAX_TASKS` tasks,
+//! at most `MAX_KEPT` wait at once, and one left idle for `KEPT_SECONDS`
+//! exits. A key never crosses runs; requests without one always get a
+//! fresh process.
+//!
 //! Not forked, but started by exec as before:
 //! - tasks run as a tenant's user: a child of the server would carry the
 //!   server's memory, which may hold other tenants' parameters;
@@ -67,6 +79,10 @@ pub(crate) struct ForkRequest {
     pub env: HashMap<String, String>,
     /// Dead-man switch: heartbeat file and check period.
     pub deadman: Option<Deadman>,
+    /// The task may run in (and leave behind) a process shared by the
+    /// requests with this key: `[A-Za-z0-9._-]+`. Sent before the JSON.
+    #[serde(skip)]
+    pub share: Option<String>,
 }
 
 /// The watchdog's settings (see `WorkerConfig::deadman`).
@@ -83,6 +99,9 @@ pub(crate) struct Forked {
     /// The `waitpid` status once the child ended; closed without a value
     /// when the server died first.
     pub exit: oneshot::Receiver<i32>,
+    /// A kept process (of an earlier task with the same share key) runs
+    /// the task, not a fresh fork.
+    pub kept: bool,
 }
 
 /// Why a task was not forked.
@@ -105,6 +124,9 @@ struct Reply {
     code: Option<i32>,
     ready: Option<bool>,
     exe: Option<String>,
+    /// The request went to a kept process, not a fresh one.
+    #[serde(default)]
+    kept: bool,
 }
 
 #[derive(Default)]
@@ -242,8 +264,14 @@ impl ForkServer {
             p.spawns.insert(id, tx);
             id
         };
-        // `<id> <request as JSON>\n` (JSON has no raw newline).
-        let mut line = format!("{id} ").into_bytes();
+        // `<id> <share key or -> <request as JSON>\n` (JSON has no raw
+        // newline; the key no space).
+        let share = req
+            .share
+            .as_deref()
+            .filter(|k| is_share_key(k))
+            .unwrap_or("-");
+        let mut line = format!("{id} {share} ").into_bytes();
         serde_json::to_writer(&mut line, req).map_err(|e| not_sent(e.to_string()))?;
         line.push(b'\n');
         let written = {
@@ -303,7 +331,11 @@ fn dispatch_reply(pending: &Mutex<Pending>, reply: Reply) {
             // reply can only follow this one on the stream.
             let (etx, erx) = oneshot::channel();
             p.exits.insert(pid, etx);
-            Ok(Forked { pid, exit: erx })
+            Ok(Forked {
+                pid,
+                exit: erx,
+                kept: reply.kept,
+            })
         }
         (None, Some(e)) => Err(e),
         (None, None) => Err("empty reply".into()),
@@ -326,6 +358,15 @@ pub(crate) fn exit_code_of_status(status: i32) -> i32 {
     }
 }
 
+/// Whether `key` can go on a request line as a share key.
+fn is_share_key(key: &str) -> bool {
+    !key.is_empty()
+        && key != "-"
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
 /// Whether a task's environment lets it be forked: `PYTHON*` variables
 /// other than `PYTHONUNBUFFERED` configure interpreter start-up.
 pub(crate) fn env_allows_fork(env: &[(String, String)]) -> bool {
@@ -342,6 +383,15 @@ mod tests {
         assert_eq!(exit_code_of_status(0), 0);
         assert_eq!(exit_code_of_status(3 << 8), 3);
         assert_eq!(exit_code_of_status(libc::SIGKILL), 128 + 9);
+    }
+
+    #[test]
+    fn share_keys_are_one_word() {
+        assert!(is_share_key("run-42"));
+        assert!(!is_share_key(""));
+        assert!(!is_share_key("-"));
+        assert!(!is_share_key("run 42"));
+        assert!(!is_share_key("run\n42"));
     }
 
     #[test]

@@ -184,10 +184,17 @@ async fn start_process(
         && let Some(server) = worker.fork_server().await
     {
         tries -= 1;
-        let req = fork_request(&entry.dir, prepared, deadman.as_ref());
+        let mut req = fork_request(&entry.dir, prepared, deadman.as_ref());
+        req.share = rec
+            .share_python_process
+            .then(|| format!("run-{}", rec.workflow_instance_id));
         match server.spawn(&req).await {
             Ok(forked) => {
-                metrics::counter!("orca_worker_python_forks_total").increment(1);
+                if forked.kept {
+                    metrics::counter!("orca_worker_python_kept_reuses_total").increment(1);
+                } else {
+                    metrics::counter!("orca_worker_python_forks_total").increment(1);
+                }
                 let record = PidRecord {
                     pid: forked.pid,
                     start_time: proc_stat(forked.pid).map(|(_, t)| t).unwrap_or(0),
@@ -242,6 +249,7 @@ fn fork_request(dir: &Path, p: &Prepared, deadman: Option<&(PathBuf, Duration)>)
             heartbeat: heartbeat.clone(),
             half: window.as_secs_f64() / 2.0,
         }),
+        share: None,
     }
 }
 
@@ -437,6 +445,9 @@ async fn supervise(
     let cancel = worker.cancel.clone();
     let mut kill_rx = entry.watch_kill();
     let reason = tokio::select! {
+        // The end first: a process kept for a later task of the run (see
+        // crate::pyfork) must not be signalled once this task has ended.
+        biased;
         _ = cancel.cancelled() => return,
         () = proc.wait() => None,
         () = sleep_until(deadline) => {

@@ -312,3 +312,100 @@ async fn preloaded_modules_are_loaded_in_forked_tasks_and_a_missing_one_is_skipp
     assert_eq!(log_of(dir.path(), 1), "parent=fork-server\nTrue False\n");
     worker.shutdown(true).await;
 }
+
+/// A PYTHON dispatch of run `wf` that lets the run's tasks share processes
+/// (workflow `python_process: per_run`).
+fn shared(tiid: i64, epoch: u64, wf: i64, script: &str) -> TaskDispatch {
+    let mut t = python(tiid, epoch, script);
+    t.workflow_instance_id = wf;
+    t.share_python_process = true;
+    t
+}
+
+#[tokio::test]
+async fn a_run_that_shares_processes_reuses_only_clean_ones_of_its_own() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(config(dir.path()), &reg).await;
+    let mut c = client(&worker).await;
+    let e = master.epoch();
+    let mut run = async |t: TaskDispatch| {
+        let tiid = t.task_instance_id;
+        assert!(dispatch(&mut c, t).await.accepted);
+        master.wait_terminal(tiid).await
+    };
+
+    // A task changes what a process carries: environment, cwd, sys.path,
+    // argv, its globals, an imported module.
+    let first = run(shared(
+        1,
+        e,
+        1,
+        "import os, sys, colorsys\nos.environ['LEAK'] = '1'\nos.chdir('/')\nsys.path.append('/leak')\nsys.argv.append('x')\nmine = 1\nprint('first')\n",
+    ))
+    .await;
+    assert_eq!(first.kind(), TaskEventKind::Success, "{first:?}");
+    // The next task of the run gets the same process, reset.
+    let mut t = shared(
+        2,
+        e,
+        1,
+        "import os, sys\nprint('leak=%s' % ('LEAK' in os.environ))\nprint('n=' + os.environ['n'])\nprint('cwd_is_own=%s' % (os.getcwd() == os.path.dirname(os.path.abspath(__file__))))\nprint('path=%s' % ('/leak' in sys.path))\nprint('argv=%d' % len(sys.argv))\nprint('globals=%s' % ('mine' in globals()))\nprint('module_kept=%s' % ('colorsys' in sys.modules))\n",
+    );
+    t.params = vec![param("n", "7")];
+    let second = run(t).await;
+    assert_eq!(second.kind(), TaskEventKind::Success, "{second:?}");
+    assert_eq!(second.pid, first.pid, "the run's process was not reused");
+    assert_eq!(
+        log_of(dir.path(), 2),
+        "leak=False\nn=7\ncwd_is_own=True\npath=False\nargv=1\nglobals=False\nmodule_kept=True\n"
+    );
+    assert_eq!(log_of(dir.path(), 1), "first\n");
+
+    // Never across runs, nor for a task of the run that does not share.
+    let other_run = run(shared(3, e, 2, "print('other run')\n")).await;
+    assert_ne!(other_run.pid, first.pid);
+    let mut t = python(4, e, "print('own process')\n");
+    t.workflow_instance_id = 1;
+    let unshared = run(t).await;
+    assert_ne!(unshared.pid, first.pid);
+
+    // A failed task, one that leaves a thread or a signal handler behind:
+    // their processes end, the next task gets a fresh one.
+    for (tiid, script, kind) in [
+        (5, "import sys\nsys.exit(2)\n", TaskEventKind::Failure),
+        (
+            7,
+            "import threading, time\nthreading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n",
+            TaskEventKind::Success,
+        ),
+        (
+            9,
+            "import signal\nsignal.signal(signal.SIGTERM, lambda *a: None)\n",
+            TaskEventKind::Success,
+        ),
+    ] {
+        let warm = run(shared(tiid + 100, e, 1, "print('warm')\n")).await;
+        let ended = run(shared(tiid, e, 1, script)).await;
+        assert_eq!(ended.kind(), kind, "{ended:?}");
+        assert_eq!(
+            ended.pid, warm.pid,
+            "task {tiid} did not run in the kept process"
+        );
+        wait_until("the unclean process has ended", || {
+            process_gone(ended.pid as i32)
+        })
+        .await;
+    }
+
+    // A timeout kills the kept process running the task.
+    let warm = run(shared(200, e, 1, "print('warm')\n")).await;
+    let mut t = shared(201, e, 1, "import time\ntime.sleep(60)\n");
+    t.timeout_ms = 300;
+    let ended = run(t).await;
+    assert_eq!(ended.kind(), TaskEventKind::Timeout, "{ended:?}");
+    assert_eq!(ended.pid, warm.pid);
+    assert!(process_gone(ended.pid as i32));
+    worker.shutdown(true).await;
+}

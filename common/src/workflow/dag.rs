@@ -308,6 +308,7 @@ mod tests {
             params: Vec::new(),
             failure_strategy: Default::default(),
             tenant: None,
+            python_process: Default::default(),
             tasks,
         }
     }

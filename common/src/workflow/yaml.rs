@@ -12,7 +12,8 @@ use super::reader::{KeySet, Reader};
 use super::task::{TaskDraft, read_task};
 use super::validate::{Loc, duplicate_params, graph_problems};
 use crate::model::{
-    Direction, FailureStrategy, ParamSpec, WorkflowSpec, default_project, default_worker_group,
+    Direction, FailureStrategy, ParamSpec, PythonProcess, WorkflowSpec, default_project,
+    default_worker_group,
 };
 
 const TOP_KEYS: KeySet = KeySet {
@@ -32,6 +33,7 @@ const WORKFLOW_KEYS: KeySet = KeySet {
         "failure_strategy",
         "worker_group",
         "tenant",
+        "python_process",
     ],
     ignored: &[
         "start_time",
@@ -61,6 +63,7 @@ struct Header {
     failure_strategy: FailureStrategy,
     worker_group: String,
     tenant: Option<String>,
+    python_process: PythonProcess,
 }
 
 /// Parses and validates a workflow from YAML text, looking up placeholders
@@ -154,6 +157,7 @@ fn read_root(r: &mut Reader<'_>, root: &Node) -> Option<WorkflowSpec> {
         params: header.params,
         failure_strategy: header.failure_strategy,
         tenant: header.tenant,
+        python_process: header.python_process,
         tasks,
     })
 }
@@ -219,6 +223,9 @@ fn read_header(r: &mut Reader<'_>, node: &Node) -> Option<Header> {
                 .map_err(|_| format!("{s:?} is not a failure strategy; use END or CONTINUE"))
         })
         .unwrap_or_default();
+    let python_process = r
+        .parsed(&f, "python_process", None, |s| s.parse::<PythonProcess>())
+        .unwrap_or_default();
     let mut params = Vec::new();
     let mut positions = Vec::new();
     if let Some(node) = f.get("param")
@@ -246,6 +253,7 @@ fn read_header(r: &mut Reader<'_>, node: &Node) -> Option<Header> {
         failure_strategy,
         worker_group,
         tenant,
+        python_process,
     })
 }
 

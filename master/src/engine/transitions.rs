@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use orca_common::params::{ResolveInput, ResolvedParam, SystemContext, resolve};
-use orca_common::{FailureStrategy, OnWorkerLoss, TaskState};
+use orca_common::{FailureStrategy, OnWorkerLoss, PythonProcess, TaskState};
 use orca_proto::v1::{Param, TaskDispatch, TaskEvent, TaskEventKind};
 use orca_store::{NewTaskInstance, TaskInstanceUpdate, Write};
 use tracing::{debug, info, warn};
@@ -586,5 +586,6 @@ pub(super) fn build_dispatch(
         failover: task.failover,
         project: run.spec.project.clone(),
         run_as_user,
+        share_python_process: run.spec.python_process == PythonProcess::PerRun,
     })
 }

@@ -54,6 +54,7 @@ pub fn spec(project: &str, name: &str) -> WorkflowSpec {
         }],
         failure_strategy: FailureStrategy::Continue,
         tenant: None,
+        python_process: Default::default(),
         tasks: vec![
             task("extract", &[]),
             task("train", &["extract"]),

@@ -323,6 +323,7 @@ pub fn shell(tiid: i64, epoch: u64, script: &str) -> TaskDispatch {
         failover: false,
         project: "p".into(),
         run_as_user: String::new(),
+        share_python_process: false,
     }
 }
 

@@ -220,6 +220,7 @@ fn read_workflow(
         params,
         failure_strategy: failure_strategy.unwrap_or_default(),
         tenant,
+        python_process: Default::default(),
         tasks,
     };
     if let Err(e) = validate_spec(&spec) {
