@@ -6,6 +6,8 @@
   W3  fan-out/fan-in: 1 -> 100 parallel trivial shell tasks -> 1
   W4  throughput: 100 runs of a 10-task chain triggered at once
   W5  per-hop latency (upstream end -> downstream start) over W1
+  W1S, W5S  W1 and W5 with `python_process: per_run` (the run's tasks share
+      warm processes instead of a fresh one each: Prefect's model)
 
 Every figure comes from the task instance timestamps Orca records (worker
 clock, microseconds). Prints one JSON line per workload, then a table.
@@ -37,8 +39,8 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
-def chain_yaml(name, n, task):
-    lines = [f"workflow:\n  name: {name}\ntasks:"]
+def chain_yaml(name, n, task, header=""):
+    lines = [f"workflow:\n  name: {name}\n{header}tasks:"]
     for i in range(n):
         lines.append(f"  - name: t{i:03d}\n    task_type: {task['type']}")
         key = "definition" if task["type"] == "Python" else "command"
@@ -160,13 +162,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--orca", default="target/release/orca")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", default="W1,W2,W3,W4", help="comma-separated workloads (W5 comes with W1)")
+    ap.add_argument("--only", default="W1,W1S,W2,W3,W4",
+                    help="comma-separated workloads (W5 comes with W1, W5S with W1S)")
     args = ap.parse_args()
     only = set(args.only.upper().split(","))
     results = []
     with tempfile.TemporaryDirectory(prefix="orca-bench-") as tmp:
         plans = [
             ("W1", chain_yaml("w1", 40, {"type": "Python", "code": FIB.format(n=10)})),
+            # W1 again, its tasks sharing warm processes (Prefect's model).
+            ("W1S", chain_yaml("w1s", 40, {"type": "Python", "code": FIB.format(n=10)},
+                               "  python_process: per_run\n")),
             ("W2", chain_yaml("w2", 10, {"type": "Python", "code": FIB.format(n=33)})),
             ("W3", fanout_yaml(100)),
         ]
@@ -179,13 +185,14 @@ def main():
                 assert run["instance"]["state"] == "SUCCESS", run["instance"]
                 spans.append(span(run["tasks"]))
                 walls.append(wall)
-                if name == "W1":
+                if name in ("W1", "W1S"):
                     hop_all.extend(hops(run["tasks"]))
             r = {"workload": name, "runs": args.runs, "span_s_median": statistics.median(spans),
                  "span_s_min": min(spans), "span_s_max": max(spans), "wall_s_median": statistics.median(walls)}
             results.append(r)
-            if name == "W1":
-                results.append({"workload": "W5", "hops": len(hop_all), "hop_p50_ms": pct(hop_all, 50),
+            if name in ("W1", "W1S"):
+                results.append({"workload": name.replace("W1", "W5"), "hops": len(hop_all),
+                                "hop_p50_ms": pct(hop_all, 50),
                                 "hop_p99_ms": pct(hop_all, 99), "hop_max_ms": max(hop_all)})
         if "W4" in only:
             r = {"workload": "W4"}
