@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod attempts;
+mod blocking;
 mod convert;
 mod error;
 mod events;

@@ -11,9 +11,10 @@
 # for fork(). The task tells its exit code on that socket just before it
 # exits (the exit itself, tearing down a copy of this interpreter, takes a
 # while). A task whose request has a share key and that ends cleanly (see
-# keepable()) may instead reset itself and wait for another request: the
-# server keeps it under that key and hands it the next request with the
-# same key (see worker/src/pyfork.rs). Replies on stdout, one JSON object
+# keepable()) may instead reset itself, tell `keep` and wait for another
+# request: the server keeps it under that key and hands it the next
+# request with the same key (see worker/src/pyfork.rs). Replies on stdout,
+# one JSON object
 # per line:
 #   {"ready": true, "exe": ..., "pid": ...}   once, at start
 #   {"id": N, "pid": P}                       the child of request N runs
@@ -43,6 +44,9 @@ DONE_FD = 3
 MAX_TASKS = 100
 MAX_KEPT = 8
 KEPT_SECONDS = 5.0
+# How long a request waits for a process of its share key that is still
+# deciding whether it is kept (normally well under a millisecond).
+WAIT_SECONDS = 0.2
 # What a task may change that a later one in the same process would see;
 # a task that changed any of these is not kept.
 WATCHED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGPIPE", "SIGCHLD")
@@ -323,14 +327,18 @@ def child(req, done, base, may_keep):
             fd = os.open(req["exit_file"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.write(fd, b"%d\n" % code)
             os.close(fd)
+            tell(done, b"%d\n" % code)
+            # The end is told first: checking and resetting the process for
+            # the run's next task is off the hop's path (the next request
+            # follows the report, the commit and the dispatch).
             kept = (
                 may_keep
                 and code == 0
                 and not deadman
                 and keepable(base)
                 and reset(base)
+                and tell(done, b"keep\n")
             )
-            tell_done(done, code, kept)
             if not kept:
                 # Tearing down this copy of the interpreter is the exit's
                 # main cost; with the end told, it may wait for the CPU
@@ -342,17 +350,20 @@ def child(req, done, base, may_keep):
             os._exit(code)
 
 
-def tell_done(done, code, kept):
-    # Tells the server the task has ended, before the exit (tearing down
-    # the address space takes a while), on the socket the request came on:
-    # if the script has not closed it (and reused its number) meanwhile.
-    # `kept`: the process waits for another request instead.
+def tell(done, what):
+    # Tells the server the task's exit code (before the exit: tearing down
+    # the address space takes a while), or `keep` (this process waits for
+    # another request), on the socket the request came on: if the script
+    # has not closed it (and reused its number) meanwhile. False when it
+    # could not.
     try:
         st = os.fstat(DONE_FD)
         if (st.st_dev, st.st_ino) == done:
-            os.write(DONE_FD, b"%d keep\n" % code if kept else b"%d\n" % code)
+            os.write(DONE_FD, what)
+            return True
     except OSError:
         pass
+    return False
 
 
 def run(script):
@@ -413,6 +424,13 @@ def main():
     # since)], and every kept one by socket, for its key.
     kept = {}
     kept_key = {}
+    # Processes of a share key whose task has told its end but not yet
+    # whether it is kept (it says `keep` or exits at once), and requests
+    # with that key waiting for the answer: key -> set of sockets, key ->
+    # [(id, line, since)]. A run's next task thus gets its kept process
+    # however soon it comes; one that waits WAIT_SECONDS gets the spare.
+    ending = {}
+    waiting = {}
 
     def ensure_spare():
         if state["spare"] is None:
@@ -441,18 +459,43 @@ def main():
             drop_kept(oldest[1])
         kept.setdefault(key, []).append((pid, w, time.monotonic()))
         kept_key[w] = key
-        selector.modify(w, selectors.EVENT_READ, (pid, None))
+        selector.modify(w, selectors.EVENT_READ, [pid, None, True])
 
     def expire_kept():
         old = time.monotonic() - KEPT_SECONDS
         for w in [k[1] for ks in kept.values() for k in ks if k[2] < old]:
             drop_kept(w)
 
+    def settled(w, share):
+        # `w` (of `share`) is kept or gone: requests waiting for that may go.
+        socks = ending.get(share)
+        if socks is not None:
+            socks.discard(w)
+            if not socks:
+                del ending[share]
+        while waiting.get(share) and not ending.get(share):
+            ident, line, _ = waiting[share].pop(0)
+            hand(ident, share, line)
+        if share in waiting and not waiting[share]:
+            del waiting[share]
+
     def handle(ident, share, req):
-        # Hands request `ident` (its JSON bytes) to a process kept under
-        # its share key, else to the spare; a spare that died meanwhile is
-        # replaced once.
         line = share + b" " + req + b"\n"
+        if share != b"-" and share not in kept and ending.get(share):
+            waiting.setdefault(share, []).append((ident, line, time.monotonic()))
+            return
+        hand(ident, share, line)
+
+    def expire_waiting():
+        old = time.monotonic() - WAIT_SECONDS
+        for share in [k for k, reqs in waiting.items() if reqs[0][2] < old]:
+            for ident, line, _ in waiting.pop(share):
+                hand(ident, share, line)
+
+    def hand(ident, share, line):
+        # Hands request `ident` (its line for the child) to a process kept
+        # under its share key, else to the spare; a spare that died
+        # meanwhile is replaced once.
         while share != b"-" and share in kept:
             pid, w, _ = kept[share].pop()
             if not kept[share]:
@@ -464,7 +507,7 @@ def main():
                 selector.unregister(w)
                 w.close()
                 continue
-            selector.modify(w, selectors.EVENT_READ, (pid, share))
+            selector.modify(w, selectors.EVENT_READ, [pid, share, False])
             send_line(b'{"id":%d,"pid":%d,"kept":true}\n' % (ident, pid))
             return
         for _ in range(2):
@@ -479,7 +522,7 @@ def main():
                 w.close()
                 continue
             send_line(b'{"id":%d,"pid":%d}\n' % (ident, pid))
-            selector.register(w, selectors.EVENT_READ, (pid, share))
+            selector.register(w, selectors.EVENT_READ, [pid, share, False])
             return
         send({"id": ident, "error": "cannot fork a task process"})
 
@@ -487,29 +530,39 @@ def main():
     send({"ready": True, "exe": sys.executable, "pid": os.getpid()})
     buf = b""
     while True:
-        for key, _ in selector.select(1.0 if kept_key else None):
+        timeout = WAIT_SECONDS if waiting else 1.0 if kept_key else None
+        for key, _ in selector.select(timeout):
             if key.data is not None:
-                # A running task's socket: its exit code (and `keep` when
+                # A running task's socket: its exit code, then `keep` when
                 # the process waits for another request with its share
-                # key), or (killed, or its script closed the socket)
-                # nothing; the exit follows. A kept process's socket: its
-                # end (it died).
-                pid, share = key.data
+                # key; or (killed, its script closed the socket, or it
+                # ended after telling) nothing, and the exit follows. A kept
+                # process's socket: its end (it died).
+                run = key.data
                 w = key.fileobj
                 try:
                     said = w.recv(64).split()
                 except OSError:
                     said = []
-                if said and said[0].lstrip(b"-").isdigit():
-                    send_line(b'{"done":%d,"code":%d}\n' % (pid, int(said[0])))
-                    if said[1:] == [b"keep"] and share not in (None, b"-"):
-                        keep(pid, w, share)
-                        continue
-                if w in kept_key:
-                    drop_kept(w)
-                else:
-                    selector.unregister(w)
-                    w.close()
+                if not said:
+                    if w in kept_key:
+                        drop_kept(w)
+                    else:
+                        selector.unregister(w)
+                        w.close()
+                        if run[1] not in (None, b"-"):
+                            settled(w, run[1])
+                    continue
+                for word in said:
+                    if not run[2] and word.lstrip(b"-").isdigit():
+                        run[2] = True
+                        send_line(b'{"done":%d,"code":%d}\n' % (run[0], int(word)))
+                        if run[1] not in (None, b"-"):
+                            ending.setdefault(run[1], set()).add(w)
+                    elif word == b"keep" and run[2] and run[1] not in (None, b"-"):
+                        share = run[1]
+                        keep(run[0], w, share)
+                        settled(w, share)
                 continue
             if key.fd == wake_r:
                 try:
@@ -530,6 +583,8 @@ def main():
         reap(state)
         if kept_key:
             expire_kept()
+        if waiting:
+            expire_waiting()
         # The reply is out before this fork, which runs beside the task
         # (while the worker, waiting for the task, has little to do).
         if state["spare"] is None:

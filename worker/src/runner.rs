@@ -97,9 +97,7 @@ pub(crate) fn start_new(
         // restarted worker can find again. The event itself is not stored:
         // recovery sends it again for every task it adopts.
         let dir = entry.dir.clone();
-        match tokio::task::spawn_blocking(move || write_json(&dir.join(PID_FILE), &record, false))
-            .await
-        {
+        match crate::blocking::run(move || write_json(&dir.join(PID_FILE), &record, false)).await {
             Ok(Ok(())) => report_running(&worker, &entry, running),
             Ok(Err(e)) => tracing::error!(error = %e, "cannot record running task"),
             Err(e) => tracing::error!(error = %e, "cannot record running task"),
@@ -527,7 +525,7 @@ enum End {
 /// leader waits for to dispatch the next task.
 async fn finish(worker: &Arc<Worker>, entry: &Arc<AttemptEntry>, end: End) {
     let (w, e) = (worker.clone(), entry.clone());
-    let built = tokio::task::spawn_blocking(move || match end {
+    let built = crate::blocking::run(move || match end {
         End::NotStarted(msg) => events::not_started(&w.id, e.key, &e.dir, msg),
         End::Exited(status) => {
             if let Some(status) = status {

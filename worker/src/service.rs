@@ -96,7 +96,7 @@ impl WorkerService for WorkerGrpc {
         let roots = (w.layout.attempts_dir(), w.layout.tenant_work_dir());
         let created = {
             let (dir, rec) = (dir.clone(), rec.clone());
-            tokio::task::spawn_blocking(move || {
+            crate::blocking::run(move || {
                 create_attempt_dir(&dir, &rec, |tmp| {
                     runner::prepare(&rec, &dir, tmp, &roots, &python)
                 })
