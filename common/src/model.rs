@@ -107,7 +107,8 @@ pub enum PythonProcess {
     #[default]
     PerTask,
     /// The run's tasks may share warm processes: a task that ended with
-    /// exit code 0 and no thread left leaves its process to a later task of
+    /// exit code 0, leaving no thread, child process or open file behind,
+    /// leaves its process to a later task of
     /// the same run (cwd, environment, argv, `sys.path`, standard streams and
     /// `__main__` are reset; imported modules stay imported). Saves the fork,
     /// the page copies and the teardown of a process per task. Never shared

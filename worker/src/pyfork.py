@@ -175,14 +175,25 @@ def spare(r, w, close_fds, selector):
 
 class Base:
     # What a kept process goes back to after each task: the spare's cwd,
-    # environment, sys.path and signal dispositions.
+    # environment, sys.path, standard stream objects, signal dispositions
+    # and open descriptors.
     def __init__(self):
         self.cwd = os.getcwd()
         self.environ = dict(os.environ)
         self.path = list(sys.path)
+        self.streams = (sys.stdin, sys.stdout, sys.stderr)
         self.umask = os.umask(0o022)
         os.umask(self.umask)
         self.signals = signal_dispositions()
+        self.fds = open_fds()
+
+
+def open_fds():
+    # The process's open descriptors (None where /proc is not there).
+    try:
+        return sorted(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
 
 
 def signal_dispositions():
@@ -197,7 +208,9 @@ def signal_dispositions():
 def keepable(base):
     # Whether the task that just ran left nothing that a later task in this
     # process would see or suffer from: no other thread, no child process,
-    # no changed signal disposition, alarm or umask.
+    # no open file (a descriptor a later task would find, or that a
+    # leftover object would close under it), no changed signal disposition,
+    # alarm or umask.
     import threading
 
     if threading.active_count() != 1:
@@ -209,6 +222,8 @@ def keepable(base):
             break  # no child at all
         if pid == 0:
             return False  # a child still runs
+    if open_fds() != base.fds:
+        return False
     if signal_dispositions() != base.signals:
         return False
     if signal.alarm(0) != 0:
@@ -238,6 +253,7 @@ def reset(base):
                 env[k] = v
         sys.path[:] = base.path
         sys.argv = [""]
+        sys.stdin, sys.stdout, sys.stderr = base.streams
         return True
     except BaseException:
         return False

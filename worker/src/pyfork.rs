@@ -27,15 +27,16 @@
 //! A run that lets its tasks share processes (workflow `python_process:
 //! per_run`) sends its requests with a share key (`run-<workflow instance
 //! id>`). Such a task that ends with exit code 0, leaving no thread, child
-//! process, signal handler, alarm or umask change behind, tells its end as
-//! any task does, then resets its cwd, environment, argv, `sys.path` and
-//! standard streams and tells the server it can be kept: the server files
-//! it under the key, and hands it the
-//! next request with that key instead of the spare (no fork, no page
-//! copies, no teardown). Kept processes serve at most `MAX_TASKS` tasks,
-//! at most `MAX_KEPT` wait at once, and one left idle for `KEPT_SECONDS`
-//! exits. A key never crosses runs; requests without one always get a
-//! fresh process.
+//! process, open file, signal handler, alarm or umask change behind, tells
+//! its end as any task does, then resets its cwd, environment, argv,
+//! `sys.path` and standard streams and tells the server it can be kept:
+//! the server files it under the key and hands it the next request with
+//! that key instead of the spare (no fork, no page copies, no teardown); a
+//! request that comes while a process of its key is still deciding waits
+//! for it. Kept processes serve at most `MAX_TASKS` tasks, at most
+//! `MAX_KEPT` wait at once, and one left idle for `KEPT_SECONDS` exits. A
+//! key never crosses runs; requests without one always get a fresh
+//! process.
 //!
 //! Not forked, but started by exec as before:
 //! - tasks run as a tenant's user: a child of the server would carry the

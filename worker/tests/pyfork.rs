@@ -342,7 +342,7 @@ async fn a_run_that_shares_processes_reuses_only_clean_ones_of_its_own() {
         1,
         e,
         1,
-        "import os, sys, colorsys\nos.environ['LEAK'] = '1'\nos.chdir('/')\nsys.path.append('/leak')\nsys.argv.append('x')\nmine = 1\nprint('first')\n",
+        "import io, os, sys, colorsys\nos.environ['LEAK'] = '1'\nos.chdir('/')\nsys.path.append('/leak')\nsys.argv.append('x')\nmine = 1\nprint('first')\nsys.stdout = io.StringIO()\n",
     ))
     .await;
     assert_eq!(first.kind(), TaskEventKind::Success, "{first:?}");
@@ -383,6 +383,11 @@ async fn a_run_that_shares_processes_reuses_only_clean_ones_of_its_own() {
         (
             9,
             "import signal\nsignal.signal(signal.SIGTERM, lambda *a: None)\n",
+            TaskEventKind::Success,
+        ),
+        (
+            11,
+            "import builtins\nbuiltins.left_open = open('/dev/null')\n",
             TaskEventKind::Success,
         ),
     ] {
