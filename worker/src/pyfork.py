@@ -489,7 +489,7 @@ def main():
             socks.discard(w)
             if not socks:
                 del ending[share]
-        while waiting.get(share) and not ending.get(share):
+        while waiting.get(share) and (share in kept or not ending.get(share)):
             ident, line, _ = waiting[share].pop(0)
             hand(ident, share, line)
         if share in waiting and not waiting[share]:
