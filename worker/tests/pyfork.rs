@@ -414,3 +414,37 @@ async fn a_run_that_shares_processes_reuses_only_clean_ones_of_its_own() {
     assert!(process_gone(ended.pid as i32));
     worker.shutdown(true).await;
 }
+
+#[tokio::test]
+async fn parallel_tasks_of_a_sharing_run_each_get_a_process_and_later_ones_reuse_them() {
+    let reg = MemoryRegistry::new();
+    let master = TestMaster::start(&reg, 0, 0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.slots = 8;
+    let worker = start_worker(cfg, &reg).await;
+    let mut c = client(&worker).await;
+    let e = master.epoch();
+    let mut wave = async |first: i64| {
+        for tiid in first..first + 3 {
+            let t = shared(tiid, e, 1, "import time\ntime.sleep(0.2)\nprint('ok')\n");
+            assert!(dispatch(&mut c, t).await.accepted);
+        }
+        let mut pids = Vec::new();
+        for tiid in first..first + 3 {
+            let ev = master.wait_terminal(tiid).await;
+            assert_eq!(ev.kind(), TaskEventKind::Success, "{ev:?}");
+            assert_eq!(log_of(dir.path(), tiid), "ok\n");
+            pids.push(ev.pid);
+        }
+        pids.sort_unstable();
+        pids
+    };
+    // Running at once, the three cannot share: three processes.
+    let first = wave(1).await;
+    assert!(first[0] != first[1] && first[1] != first[2], "{first:?}");
+    // The next three of the run get those three back.
+    let second = wave(4).await;
+    assert_eq!(second, first);
+    worker.shutdown(true).await;
+}
