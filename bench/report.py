@@ -297,7 +297,9 @@ def main():
     p("- **Orca**: W1–W3 each `orca run FILE --json` (an ephemeral `orca standalone`: SQLite, in-process "
       "registry, one embedded worker with its default 8 slots); W4 one `orca standalone` and 100 "
       "`POST /workflows/default/w4-chain/runs` from 32 threads. Python tasks are forked from a warm "
-      "interpreter (the worker's Python fork server, `worker.python_fork`, on by default), "
+      "interpreter (the worker's Python fork server, `worker.python_fork`, on by default), a fresh "
+      "process per task; W1S is W1's file with `python_process: per_run` in its `workflow:` section "
+      "(the run's tasks share warm processes). "
       f"`ORCA_PYTHON` (`{meta['floor'].get('python_start_interpreter', 'python3 resolved past any pyenv shim')}`; "
       f"`python3` on PATH here is `{meta['floor'].get('python3_path', '?')}`). "
       "W6: `bench/failover.sh` (etcd, PostgreSQL, 3 masters, 2 workers, API; lease TTL 3 s). W7: `bench/startup.py`.")
