@@ -130,7 +130,7 @@ def why(text, f, data):
         prefect_ms=fig(prefect_ms),
         left_ms=fig(left),
         hop_ms=fig(med(data, "orca", "W5", "hop_p50_ms")),
-        w1s_s=fig(med(data, "orca", "W1S", "span_s_median")),
+        w1s_s=fmt(med(data, "orca", "W1S", "span_s_median")),
         hop_s_ms=fig(med(data, "orca", "W5S", "hop_p50_ms")),
         commit_ms=fig(f.get("sqlite_commit_ms")),
     )
