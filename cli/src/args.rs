@@ -169,7 +169,9 @@ pub struct StandaloneArgs {
     /// Python interpreter for PYTHON tasks.
     #[arg(long, default_value = "python3", env = "ORCA_PYTHON")]
     pub python: String,
-    /// TOML config file; a standalone reads its `[log_store]` section.
+    /// TOML config file; a standalone reads its `[log_store]` section and
+    /// the `[worker]` keys python_fork, python_preload, labels, kill_grace
+    /// and attempt_retention.
     #[arg(short, long)]
     pub config: Option<PathBuf>,
     /// Override one key, e.g. `--set log_store.kind=dir` (repeatable).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use orca_common::config::{self, ConfigSources, LogStoreConfig};
+use orca_common::config::{self, ConfigSources, LogStoreConfig, WorkerSection};
 use orca_common::registry::memory::MemoryRegistry;
 use orca_store::Store;
 
@@ -56,6 +56,19 @@ impl Standalone {
         opts: StandaloneOptions,
         log_store: &LogStoreConfig,
     ) -> anyhow::Result<Standalone> {
+        Self::start_with_config(opts, log_store, &WorkerSection::default()).await
+    }
+
+    /// Starts with task logs kept where `log_store` says, and the embedded
+    /// worker running tasks as `worker` says: its `python_fork`,
+    /// `python_preload`, `labels`, `kill_grace` and `attempt_retention`
+    /// apply (its slots and interpreter come from `opts`; its addresses,
+    /// id, group and data dir are the standalone's own).
+    pub async fn start_with_config(
+        opts: StandaloneOptions,
+        log_store: &LogStoreConfig,
+        worker_cfg: &WorkerSection,
+    ) -> anyhow::Result<Standalone> {
         let logs = orca_store::log_store::open(log_store).with_context(|| {
             format!(
                 "cannot set up log_store.kind = {:?}",
@@ -82,14 +95,14 @@ impl Standalone {
                 listen: SocketAddr::from(([127, 0, 0, 1], 0)),
                 advertise_host: "127.0.0.1".into(),
                 group: "default".into(),
-                labels: vec![],
+                labels: worker_cfg.labels.clone(),
                 slots: opts.worker_slots,
                 python: opts.python.clone(),
-                python_fork: true,
-                python_preload: Vec::new(),
-                kill_grace: std::time::Duration::from_secs(5),
+                python_fork: worker_cfg.python_fork,
+                python_preload: worker_cfg.python_preload.clone(),
+                kill_grace: worker_cfg.kill_grace,
                 running_delay: orca_worker::DEFAULT_RUNNING_DELAY,
-                attempt_retention: Some(std::time::Duration::from_secs(24 * 3600)),
+                attempt_retention: Some(worker_cfg.attempt_retention).filter(|d| !d.is_zero()),
                 // No lease can expire in-process: tasks may outlive a crash
                 // and are re-adopted on the next start.
                 deadman: None,
@@ -169,14 +182,14 @@ impl Standalone {
 }
 
 pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
-    // `[log_store]` from `--config`, `ORCA_LOG_STORE__*` variables and
-    // `--set` (validated like every role's config; the other sections do
-    // not apply to a standalone).
+    // `[log_store]` and the task-running keys of `[worker]` from
+    // `--config`, `ORCA_*` variables and `--set` (validated like every
+    // role's config; the other sections do not apply to a standalone).
     let cfg = config::check(&ConfigSources {
         file: args.config.clone(),
         overrides: args.set.clone(),
     })?;
-    let s = Standalone::start_with_log_store(
+    let s = Standalone::start_with_config(
         StandaloneOptions {
             data_dir: args.data_dir.clone(),
             http: args.http,
@@ -184,6 +197,7 @@ pub async fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
             python: args.python,
         },
         &cfg.log_store,
+        &cfg.worker,
     )
     .await?;
     println!("orca standalone is up");

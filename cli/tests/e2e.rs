@@ -751,6 +751,41 @@ async fn python_tasks_of_a_per_run_workflow_share_a_process() {
     s.shutdown().await;
 }
 
+/// `orca standalone --config` applies the task-running keys of `[worker]`
+/// to its embedded worker: a preloaded module is there in a forked task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_takes_the_task_running_keys_of_the_worker_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let worker = orca_common::config::WorkerSection {
+        python_preload: vec!["colorsys".into()],
+        ..Default::default()
+    };
+    let s = Standalone::start_with_config(
+        StandaloneOptions {
+            data_dir: dir.path().to_path_buf(),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            worker_slots: 8,
+            python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
+        },
+        &LogStoreConfig::default(),
+        &worker,
+    )
+    .await
+    .expect("standalone starts");
+    let c = client(&s);
+    let id = start(
+        &c,
+        "workflow: {name: preload}\ntasks:\n  - {name: look, task_type: Python, definition: \"import sys\\nprint('preloaded=%s' % ('colorsys' in sys.modules))\"}\n",
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let log = c.task_log(attempts(&d, "look")[0].id).await.unwrap();
+    assert_eq!(log, "preloaded=True\n");
+    s.shutdown().await;
+}
+
 /// A standalone stopped right after its run finished (as `orca run` does)
 /// still ships the last task's log, which the worker batches for a moment:
 /// it is readable after a restart without the worker's attempt dirs.

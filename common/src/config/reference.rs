@@ -18,7 +18,10 @@ pub const SECTION_DOCS: &[(&str, &str)] = &[
         "etcd, where masters elect a leader and workers register with a lease. Read by every component (standalone uses an in-process registry instead).",
     ),
     ("master", "The scheduler. Read by `orca master`."),
-    ("worker", "The task runner. Read by `orca worker`."),
+    (
+        "worker",
+        "The task runner. Read by `orca worker`; `orca standalone` takes `python_fork`, `python_preload`, `labels`, `kill_grace` and `attempt_retention` from it for its embedded worker (its slots and interpreter come from `--worker-slots` and `--python`).",
+    ),
     (
         "api",
         "The REST and public gRPC servers. Read by `orca api`.",
