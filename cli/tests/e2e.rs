@@ -743,6 +743,21 @@ async fn python_tasks_of_a_per_run_workflow_share_a_process() {
         shared[0].is_some() && shared.iter().all(|p| *p == shared[0]),
         "{shared:?}"
     );
+    // A task of such a run may ask for its own process: it gets a fresh
+    // one, and the task after it the run's kept one again.
+    let id = start(
+        &c,
+        &chain("shared", "  python_process: per_run\n").replace(
+            "definition: \"print(2)\"",
+            "definition: \"print(2)\", python_process: per_task",
+        ),
+        &[],
+    )
+    .await;
+    let d = finish(&c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success);
+    let mixed = pids(&d);
+    assert!(mixed[1] != mixed[0] && mixed[2] == mixed[0], "{mixed:?}");
     let id = start(&c, &chain("own", ""), &[]).await;
     let d = finish(&c, id).await;
     assert_eq!(d.instance.state, WorkflowState::Success);

@@ -200,6 +200,10 @@ pub struct TaskSpec {
     /// Labels a worker must all carry to run this task (e.g. `gpu`).
     #[serde(default)]
     pub worker_labels: Vec<String>,
+    /// A PYTHON task's own process policy, over the workflow's
+    /// (`per_task` in a `per_run` workflow: this task gets a fresh process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_process: Option<PythonProcess>,
 }
 
 pub fn default_worker_group() -> String {

@@ -447,3 +447,14 @@ fn an_unknown_python_process_policy_names_the_choices() {
         "{text}"
     );
 }
+
+#[test]
+fn a_python_process_policy_on_a_shell_task_is_refused() {
+    let err = errors(
+        "workflow:\n  name: w\ntasks:\n  - name: a\n    task_type: Shell\n    command: 'true'\n    python_process: per_task\n",
+    );
+    assert_eq!(err.problems.len(), 1, "{err}");
+    let p = &err.problems[0];
+    assert_eq!((p.code, p.line), (ProblemCode::BadValue, Some(7)), "{err}");
+    assert!(err.to_string().contains("Python tasks only"), "{err}");
+}

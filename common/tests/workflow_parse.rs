@@ -129,6 +129,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 priority: 1,
                 on_worker_loss: Default::default(),
                 worker_labels: Vec::new(),
+                python_process: None,
             },
             TaskSpec {
                 name: "train".into(),
@@ -148,6 +149,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 priority: 7,
                 on_worker_loss: Default::default(),
                 worker_labels: Vec::new(),
+                python_process: None,
             },
             TaskSpec {
                 name: "evaluate".into(),
@@ -164,6 +166,7 @@ fn realistic_pydolphinscheduler_file_parses_to_the_expected_spec() {
                 priority: 0,
                 on_worker_loss: Default::default(),
                 worker_labels: Vec::new(),
+                python_process: None,
             },
         ],
     };
@@ -328,6 +331,11 @@ fn a_workflow_can_let_its_python_tasks_share_processes() {
         "workflow:\n  name: w\n  python_process: per_run\ntasks:\n  - name: a\n    task_type: Python\n    definition: print(1)\n",
     );
     assert_eq!(spec.python_process, PythonProcess::PerRun);
+    assert_eq!(spec.tasks[0].python_process, None);
+    let spec = parse(
+        "workflow:\n  name: w\n  python_process: per_run\ntasks:\n  - name: a\n    task_type: Python\n    definition: print(1)\n    python_process: per_task\n",
+    );
+    assert_eq!(spec.tasks[0].python_process, Some(PythonProcess::PerTask));
     // Stored definitions without the field read as the default, and the
     // default is not written out.
     let json = serde_json::to_value(&spec).unwrap();

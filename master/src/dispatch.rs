@@ -177,6 +177,7 @@ mod tests {
             priority: 0,
             on_worker_loss: Default::default(),
             worker_labels: labels.iter().map(|l| l.to_string()).collect(),
+            python_process: None,
         }
     }
 

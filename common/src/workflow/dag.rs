@@ -296,6 +296,7 @@ mod tests {
             priority: 0,
             on_worker_loss: Default::default(),
             worker_labels: Vec::new(),
+            python_process: None,
         }
     }
 

@@ -7,7 +7,7 @@ use super::node::{Node, Value};
 use super::reader::{Fields, KeySet, Reader};
 use super::validate::duplicate_params;
 use super::values::{did_you_mean, parse_count, parse_duration, parse_priority};
-use crate::model::{Direction, OnWorkerLoss, ParamSpec, TaskSpec, TaskType};
+use crate::model::{Direction, OnWorkerLoss, ParamSpec, PythonProcess, TaskSpec, TaskType};
 
 /// Keys of a task.
 pub(crate) const TASK_KEYS: KeySet = KeySet {
@@ -32,6 +32,7 @@ pub(crate) const TASK_KEYS: KeySet = KeySet {
         "task_priority",
         "on_worker_loss",
         "worker_labels",
+        "python_process",
     ],
     ignored: &[
         "flag",
@@ -169,6 +170,22 @@ pub(crate) fn read_task(
     let on_worker_loss = r
         .parsed(&f, "on_worker_loss", task, |t| t.parse::<OnWorkerLoss>())
         .unwrap_or_default();
+    let python_process = r.parsed(&f, "python_process", task, |t| t.parse::<PythonProcess>());
+    if python_process.is_some()
+        && let Some(t) = type_
+        && t != TaskType::Python
+    {
+        r.report(
+            ProblemCode::BadValue,
+            f.get("python_process").map(|n| n.pos),
+            task,
+            Some("python_process"),
+            format!(
+                "python_process applies to Python tasks only; remove it from this {} task",
+                t.as_str()
+            ),
+        );
+    }
 
     let spec = type_.map(|task_type| TaskSpec {
         name: name.clone().unwrap_or_default(),
@@ -185,6 +202,7 @@ pub(crate) fn read_task(
         priority,
         on_worker_loss,
         worker_labels,
+        python_process,
     });
     Some(TaskDraft {
         name,

@@ -586,6 +586,7 @@ pub(super) fn build_dispatch(
         failover: task.failover,
         project: run.spec.project.clone(),
         run_as_user,
-        share_python_process: run.spec.python_process == PythonProcess::PerRun,
+        share_python_process: spec.python_process.unwrap_or(run.spec.python_process)
+            == PythonProcess::PerRun,
     })
 }

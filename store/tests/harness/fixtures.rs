@@ -38,6 +38,7 @@ pub fn task(name: &str, deps: &[&str]) -> TaskSpec {
         priority: 3,
         on_worker_loss: Default::default(),
         worker_labels: Vec::new(),
+        python_process: None,
     }
 }
 

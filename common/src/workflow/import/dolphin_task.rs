@@ -205,6 +205,7 @@ fn read_spec(
         priority,
         on_worker_loss: OnWorkerLoss::default(),
         worker_labels: Vec::new(),
+        python_process: None,
     })
 }
 
