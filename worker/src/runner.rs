@@ -443,8 +443,9 @@ async fn supervise(
     let cancel = worker.cancel.clone();
     let mut kill_rx = entry.watch_kill();
     let reason = tokio::select! {
-        // The end first: a process kept for a later task of the run (see
-        // crate::pyfork) must not be signalled once this task has ended.
+        // The end before a timeout or a kill: a process kept for a later
+        // task of the run (see crate::pyfork) must not be signalled once
+        // this task has ended.
         biased;
         _ = cancel.cancelled() => return,
         () = proc.wait() => None,
