@@ -14,15 +14,20 @@ use orca_common::{TaskState, WorkflowState};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
-async fn standalone(dir: &Path) -> Standalone {
-    Standalone::start(StandaloneOptions {
+/// A standalone on `dir`, on a free port, with 8 slots and `ORCA_PYTHON`.
+fn options(dir: &Path) -> StandaloneOptions {
+    StandaloneOptions {
         data_dir: dir.to_path_buf(),
         http: SocketAddr::from(([127, 0, 0, 1], 0)),
         worker_slots: 8,
         python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
-    })
-    .await
-    .expect("standalone starts")
+    }
+}
+
+async fn standalone(dir: &Path) -> Standalone {
+    Standalone::start(options(dir))
+        .await
+        .expect("standalone starts")
 }
 
 fn client(s: &Standalone) -> Client {
@@ -82,6 +87,15 @@ async fn finish(c: &Client, id: i64) -> RunDetail {
         d.instance.state.is_terminal()
     })
     .await
+}
+
+/// Applies and triggers `yaml` without parameters, waits for the run and
+/// checks that it succeeded.
+async fn run_ok(c: &Client, yaml: &str) -> RunDetail {
+    let id = start(c, yaml, &[]).await;
+    let d = finish(c, id).await;
+    assert_eq!(d.instance.state, WorkflowState::Success, "{d:#?}");
+    d
 }
 
 fn attempts<'a>(d: &'a RunDetail, task: &str) -> Vec<&'a orca_store::TaskInstanceRow> {
@@ -600,17 +614,9 @@ async fn logs_in_a_dir_log_store_outlive_their_worker() {
 async fn logs_outlive_their_worker(cfg: LogStoreConfig) {
     let dir = tempfile::tempdir().unwrap();
     let start_with = |dir: PathBuf, cfg: LogStoreConfig| async move {
-        Standalone::start_with_log_store(
-            StandaloneOptions {
-                data_dir: dir,
-                http: SocketAddr::from(([127, 0, 0, 1], 0)),
-                worker_slots: 8,
-                python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
-            },
-            &cfg,
-        )
-        .await
-        .expect("standalone starts")
+        Standalone::start_with_log_store(options(&dir), &cfg)
+            .await
+            .expect("standalone starts")
     };
     let s = start_with(dir.path().to_path_buf(), cfg.clone()).await;
     let c = client(&s);
@@ -735,9 +741,7 @@ async fn python_tasks_of_a_per_run_workflow_share_a_process() {
             .map(|t| attempts(d, t)[0].pid)
             .collect()
     };
-    let id = start(&c, &chain("shared", "  python_process: per_run\n"), &[]).await;
-    let d = finish(&c, id).await;
-    assert_eq!(d.instance.state, WorkflowState::Success);
+    let d = run_ok(&c, &chain("shared", "  python_process: per_run\n")).await;
     let shared = pids(&d);
     assert!(
         shared[0].is_some() && shared.iter().all(|p| *p == shared[0]),
@@ -745,22 +749,17 @@ async fn python_tasks_of_a_per_run_workflow_share_a_process() {
     );
     // A task of such a run may ask for its own process: it gets a fresh
     // one, and the task after it the run's kept one again.
-    let id = start(
+    let d = run_ok(
         &c,
         &chain("shared", "  python_process: per_run\n").replace(
             "definition: \"print(2)\"",
             "definition: \"print(2)\", python_process: per_task",
         ),
-        &[],
     )
     .await;
-    let d = finish(&c, id).await;
-    assert_eq!(d.instance.state, WorkflowState::Success);
     let mixed = pids(&d);
     assert!(mixed[1] != mixed[0] && mixed[2] == mixed[0], "{mixed:?}");
-    let id = start(&c, &chain("own", ""), &[]).await;
-    let d = finish(&c, id).await;
-    assert_eq!(d.instance.state, WorkflowState::Success);
+    let d = run_ok(&c, &chain("own", "")).await;
     let own = pids(&d);
     assert!(own[0] != own[1] && own[1] != own[2], "{own:?}");
     s.shutdown().await;
@@ -775,27 +774,15 @@ async fn a_standalone_takes_the_task_running_keys_of_the_worker_section() {
         python_preload: vec!["colorsys".into()],
         ..Default::default()
     };
-    let s = Standalone::start_with_config(
-        StandaloneOptions {
-            data_dir: dir.path().to_path_buf(),
-            http: SocketAddr::from(([127, 0, 0, 1], 0)),
-            worker_slots: 8,
-            python: std::env::var("ORCA_PYTHON").unwrap_or_else(|_| "python3".into()),
-        },
-        &LogStoreConfig::default(),
-        &worker,
-    )
-    .await
-    .expect("standalone starts");
+    let s = Standalone::start_with_config(options(dir.path()), &LogStoreConfig::default(), &worker)
+        .await
+        .expect("standalone starts");
     let c = client(&s);
-    let id = start(
+    let d = run_ok(
         &c,
         "workflow: {name: preload}\ntasks:\n  - {name: look, task_type: Python, definition: \"import sys\\nprint('preloaded=%s' % ('colorsys' in sys.modules))\"}\n",
-        &[],
     )
     .await;
-    let d = finish(&c, id).await;
-    assert_eq!(d.instance.state, WorkflowState::Success);
     let log = c.task_log(attempts(&d, "look")[0].id).await.unwrap();
     assert_eq!(log, "preloaded=True\n");
     s.shutdown().await;
@@ -809,14 +796,11 @@ async fn a_standalone_stopped_at_once_ships_the_last_log_first() {
     let dir = tempfile::tempdir().unwrap();
     let s = standalone(dir.path()).await;
     let c = client(&s);
-    let id = start(
+    let d = run_ok(
         &c,
         "workflow: {name: last-log}\ntasks:\n  - {name: talk, task_type: Shell, command: 'echo the last words'}\n",
-        &[],
     )
     .await;
-    let d = finish(&c, id).await;
-    assert_eq!(d.instance.state, WorkflowState::Success);
     let ti = attempts(&d, "talk")[0].id;
     s.shutdown().await;
     std::fs::remove_dir_all(dir.path().join("worker")).unwrap();
