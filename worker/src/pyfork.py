@@ -14,8 +14,7 @@
 # keepable()) may instead reset itself, tell `keep` and wait for another
 # request: the server keeps it under that key and hands it the next
 # request with the same key (see worker/src/pyfork.rs). Replies on stdout,
-# one JSON object
-# per line:
+# one JSON object per line:
 #   {"ready": true, "exe": ..., "pid": ...}   once, at start
 #   {"id": N, "pid": P}                       the child of request N runs
 #   {"id": N, "pid": P, "kept": true}         ... in a kept process
@@ -455,9 +454,9 @@ def main():
             except OSError as e:
                 print("orca fork server: cannot fork a spare: %r" % (e,), file=sys.stderr)
 
-    def drop_kept(w):
-        # Lets a kept process go (its read sees the end, it exits), or
-        # forgets one that died.
+    def drop(w):
+        # Closes a child's socket: lets a kept process go (its read sees
+        # the end, it exits), or forgets one that ended or died.
         key = kept_key.pop(w, None)
         if key is not None:
             kept[key] = [k for k in kept[key] if k[1] is not w]
@@ -472,7 +471,7 @@ def main():
     def keep(pid, w, key):
         if len(kept_key) >= MAX_KEPT:
             oldest = min((k for ks in kept.values() for k in ks), key=lambda k: k[2])
-            drop_kept(oldest[1])
+            drop(oldest[1])
         kept.setdefault(key, []).append((pid, w, time.monotonic()))
         kept_key[w] = key
         selector.modify(w, selectors.EVENT_READ, [pid, None, True])
@@ -480,7 +479,7 @@ def main():
     def expire_kept():
         old = time.monotonic() - KEPT_SECONDS
         for w in [k[1] for ks in kept.values() for k in ks if k[2] < old]:
-            drop_kept(w)
+            drop(w)
 
     def settled(w, share):
         # `w` (of `share`) is kept or gone: requests waiting for that may go.
@@ -520,8 +519,7 @@ def main():
             try:
                 w.sendall(line)
             except OSError:
-                selector.unregister(w)
-                w.close()
+                drop(w)
                 continue
             selector.modify(w, selectors.EVENT_READ, [pid, share, False])
             send_line(b'{"id":%d,"pid":%d,"kept":true}\n' % (ident, pid))
@@ -538,7 +536,8 @@ def main():
                 w.close()
                 continue
             send_line(b'{"id":%d,"pid":%d}\n' % (ident, pid))
-            selector.register(w, selectors.EVENT_READ, [pid, share, False])
+            # [pid, share key (None: none), end told]
+            selector.register(w, selectors.EVENT_READ, [pid, share if share != b"-" else None, False])
             return
         send({"id": ident, "error": "cannot fork a task process"})
 
@@ -561,21 +560,17 @@ def main():
                 except OSError:
                     said = []
                 if not said:
-                    if w in kept_key:
-                        drop_kept(w)
-                    else:
-                        selector.unregister(w)
-                        w.close()
-                        if run[1] not in (None, b"-"):
-                            settled(w, run[1])
+                    drop(w)
+                    if run[1] is not None:
+                        settled(w, run[1])
                     continue
                 for word in said:
                     if not run[2] and word.lstrip(b"-").isdigit():
                         run[2] = True
                         send_line(b'{"done":%d,"code":%d}\n' % (run[0], int(word)))
-                        if run[1] not in (None, b"-"):
+                        if run[1] is not None:
                             ending.setdefault(run[1], set()).add(w)
-                    elif word == b"keep" and run[2] and run[1] not in (None, b"-"):
+                    elif word == b"keep" and run[2] and run[1] is not None:
                         share = run[1]
                         keep(run[0], w, share)
                         settled(w, share)

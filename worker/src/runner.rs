@@ -182,10 +182,7 @@ async fn start_process(
         && let Some(server) = worker.fork_server().await
     {
         tries -= 1;
-        let mut req = fork_request(&entry.dir, prepared, deadman.as_ref());
-        req.share = rec
-            .share_python_process
-            .then(|| format!("run-{}", rec.workflow_instance_id));
+        let req = fork_request(&entry.dir, rec, prepared, deadman.as_ref());
         match server.spawn(&req).await {
             Ok(forked) => {
                 if forked.kept {
@@ -235,8 +232,14 @@ async fn start_process(
 
 /// The fork server's request for a prepared task. The paths are absolute
 /// (the child changes its directory before it opens anything) because the
-/// data dir is: `crate::start` makes it so.
-fn fork_request(dir: &Path, p: &Prepared, deadman: Option<&(PathBuf, Duration)>) -> ForkRequest {
+/// data dir is: `crate::start` makes it so. A run that shares processes
+/// shares them under its instance id.
+fn fork_request(
+    dir: &Path,
+    rec: &DispatchRecord,
+    p: &Prepared,
+    deadman: Option<&(PathBuf, Duration)>,
+) -> ForkRequest {
     ForkRequest {
         script: dir.join(p.script_file),
         log: dir.join(LOG_FILE),
@@ -247,7 +250,9 @@ fn fork_request(dir: &Path, p: &Prepared, deadman: Option<&(PathBuf, Duration)>)
             heartbeat: heartbeat.clone(),
             half: window.as_secs_f64() / 2.0,
         }),
-        share: None,
+        share: rec
+            .share_python_process
+            .then(|| format!("run-{}", rec.workflow_instance_id)),
     }
 }
 
