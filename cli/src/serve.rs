@@ -150,7 +150,7 @@ pub async fn run_worker(args: ServeArgs) -> anyhow::Result<ExitCode> {
             python_preload: w.python_preload.clone(),
             kill_grace: w.kill_grace,
             running_delay: orca_worker::DEFAULT_RUNNING_DELAY,
-            attempt_retention: Some(w.attempt_retention).filter(|d| !d.is_zero()),
+            attempt_retention: w.effective_attempt_retention(),
             // Tasks kill themselves once the worker has been silent for the
             // lease's fence window, before etcd can expire the lease and the
             // master fails them over.

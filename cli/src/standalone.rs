@@ -102,7 +102,7 @@ impl Standalone {
                 python_preload: worker_cfg.python_preload.clone(),
                 kill_grace: worker_cfg.kill_grace,
                 running_delay: orca_worker::DEFAULT_RUNNING_DELAY,
-                attempt_retention: Some(worker_cfg.attempt_retention).filter(|d| !d.is_zero()),
+                attempt_retention: worker_cfg.effective_attempt_retention(),
                 // No lease can expire in-process: tasks may outlive a crash
                 // and are re-adopted on the next start.
                 deadman: None,

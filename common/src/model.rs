@@ -130,13 +130,6 @@ impl FromStr for PythonProcess {
 }
 
 impl PythonProcess {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PythonProcess::PerTask => "per_task",
-            PythonProcess::PerRun => "per_run",
-        }
-    }
-
     fn is_default(&self) -> bool {
         *self == PythonProcess::PerTask
     }

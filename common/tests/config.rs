@@ -576,6 +576,12 @@ fn empty_ids_hosts_and_slots_have_derived_values() {
     cfg.worker.slots = 2;
     assert_eq!(cfg.master.effective_id("box"), "m1");
     assert_eq!(cfg.worker.effective_slots(3), 2);
+    assert_eq!(
+        cfg.worker.effective_attempt_retention(),
+        Some(std::time::Duration::from_secs(24 * 3600))
+    );
+    cfg.worker.attempt_retention = std::time::Duration::ZERO;
+    assert_eq!(cfg.worker.effective_attempt_retention(), None);
 }
 
 // ---- shipped examples and docs ------------------------------------------

@@ -234,6 +234,11 @@ impl Default for WorkerSection {
 }
 
 impl WorkerSection {
+    /// How long finished attempt dirs are kept; `None` (for 0): forever.
+    pub fn effective_attempt_retention(&self) -> Option<Duration> {
+        Some(self.attempt_retention).filter(|d| !d.is_zero())
+    }
+
     /// Slots to offer: `slots`, or 4 × `cpus` (at least 1) when it is 0.
     pub fn effective_slots(&self, cpus: usize) -> u32 {
         if self.slots > 0 {
